@@ -1,0 +1,251 @@
+"""Command line: ``python -m resque_core <command> ...`` over the same engine as the app.
+
+Exit codes: 0 success, 2 bad input (one ``error: ...`` line on stderr, no traceback),
+130 interrupted. Commands register themselves with :func:`command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import ResqueError
+
+__all__ = ["command", "main"]
+
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {}
+
+
+def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]):
+    """Register ``fn(args) -> exit code`` as subcommand ``name`` with its argument setup."""
+
+    def register(fn: Callable[[argparse.Namespace], int]):
+        _COMMANDS[name] = (help, configure, fn)
+        return fn
+
+    return register
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints a usage block; users and scripts get the same one-line form as other errors.
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _emit_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _progress_printer(enabled: bool):
+    """A progress callback drawing one updating line on stderr (only when stderr is a TTY)."""
+    if not (enabled and sys.stderr.isatty()):
+        return None
+
+    def show(stage: str, done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{stage:>10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+# ------------------------------------------------------------------ shared option groups
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("checkpoint")
+    g.add_argument(
+        "--checkpoint",
+        required=True,
+        help="state_dict (.pt/.pth), TorchScript or torch.export file",
+    )
+    g.add_argument(
+        "--arch",
+        help="architecture of a state_dict (torchvision name or cifar_resnet18, small_cnn)",
+    )
+    g.add_argument(
+        "--num-classes",
+        type=int,
+        help="classifier outputs (inferred from the state_dict if omitted)",
+    )
+    g.add_argument(
+        "--in-channels", type=int, default=3, help="input channels of the model (default 3)"
+    )
+    g.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow a pickled model (runs code from the file!)",
+    )
+    g.add_argument(
+        "--image-size", help="model input size, e.g. 32 or 32x28 (default: source data's size)"
+    )
+    g.add_argument("--mean", default="0.5", help="normalisation mean: one value or one per channel")
+    g.add_argument("--std", default="0.5", help="normalisation std: one value or one per channel")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--samples-per-class", type=int, help="cap per class (default: all)")
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
+    )
+    g.add_argument(
+        "--no-cache", action="store_true", help="compute without reading or writing the cache"
+    )
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def model_config(args: argparse.Namespace):
+    from .data import parse_floats, parse_image_size
+    from .pipeline import ModelConfig
+
+    return ModelConfig(
+        checkpoint=args.checkpoint,
+        arch=args.arch,
+        num_classes=args.num_classes,
+        in_channels=args.in_channels,
+        trusted=args.trust_checkpoint,
+        image_size=parse_image_size(args.image_size) if args.image_size else None,
+        mean=parse_floats(args.mean, name="--mean"),
+        std=parse_floats(args.std, name="--std"),
+    )
+
+
+def run_config(args: argparse.Namespace):
+    from .pipeline import RunConfig
+
+    return RunConfig(
+        samples_per_class=args.samples_per_class,
+        batch_size=args.batch_size,
+        device=args.device,
+        seed=args.seed,
+    )
+
+
+def open_store(args: argparse.Namespace):
+    from .store import ResultStore
+
+    if getattr(args, "no_cache", False):
+        return None
+    try:
+        return ResultStore(args.cache_dir)
+    except OSError as e:
+        raise ResqueError(
+            f"cannot open the cache directory {args.cache_dir!r}: {e.strerror}"
+        ) from None
+
+
+# ------------------------------------------------------------------ layers
+def _layers_options(p: argparse.ArgumentParser) -> None:
+    add_model_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@command(
+    "layers", "list the layers RESQUE can read, with output shapes and defaults", _layers_options
+)
+def _layers(args: argparse.Namespace) -> int:
+    from .checkpoints import default_layer
+    from .pipeline import Scorer
+
+    scorer = Scorer(model_config(args))
+    layers = scorer.layers()
+    defaults = {kind: default_layer(layers, kind) for kind in ("dist", "task")}
+    if args.json:
+        _emit_json(
+            {
+                "checkpoint": args.checkpoint,
+                "sha256": scorer.checkpoint_sha256(),
+                "layers": [
+                    {"name": i.name, "type": i.type, "out_shape": list(i.out_shape)} for i in layers
+                ],
+                "default": defaults,
+            }
+        )
+        return 0
+    width = max(len(i.name) for i in layers)
+    for info in layers:
+        marks = [k for k, v in defaults.items() if v == info.name]
+        tag = f"  <- default ({', '.join(marks)})" if marks else ""
+        shape = "x".join(map(str, info.out_shape))
+        print(f"{info.name:<{width}}  {info.type:<20} {shape}{tag}")
+    return 0
+
+
+# ------------------------------------------------------------------ score
+def _score_options(p: argparse.ArgumentParser) -> None:
+    add_model_options(p)
+    p.add_argument(
+        "--data",
+        help="source data SPEC: path (folder, .zip, .npz), builtin:NAME, torchvision:NAME:ROOT",
+    )
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--shift", help="synthetic shift NAME:SEVERITY (RESQUE_dist)")
+    target.add_argument("--shifted-data", help="real shifted data SPEC (RESQUE_dist)")
+    target.add_argument("--task-data", help="labelled data SPEC of a new task (RESQUE_task)")
+    p.add_argument("--layer", help="layer name (see the layers command; default per estimator)")
+    add_run_options(p)
+
+
+@command("score", "RESQUE of one candidate (a shift or a new task)", _score_options)
+def _score(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .pipeline import Scorer
+
+    if (args.shift or args.shifted_data) and not args.data:
+        raise ConfigError("--data (the source data) is required with --shift / --shifted-data")
+    scorer = Scorer(
+        model_config(args),
+        run_config(args),
+        store=open_store(args),
+        source_data=args.data,
+        progress=_progress_printer(not args.json),
+    )
+    if args.shift:
+        score = scorer.score_shift(args.data, args.shift, layer=args.layer)
+    elif args.shifted_data:
+        score = scorer.score_shifted_data(args.data, args.shifted_data, layer=args.layer)
+    else:
+        score = scorer.score_task(args.task_data, layer=args.layer)
+    if args.json:
+        _emit_json(score.to_dict())
+        return 0
+    label = "RESQUE_dist" if score.kind == "dist" else "RESQUE_task"
+    print(f"{label} = {score.value:.6f}  (layer {score.layer}, device {score.device})")
+    print(
+        f"samples: source {score.n_source}, target {score.n_target}; "
+        f"{'cached, ' if score.cached else ''}{score.seconds:.2f} s"
+    )
+    for name, value in score.variants.items():
+        print(f"  variant {name:<20} {value:.6f}")
+    return 0
+
+
+# ------------------------------------------------------------------ entry point
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m resque_core", description="RESQUE model-reuse estimates")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (help_text, configure, _fn) in _COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command][2](args)
+    except ResqueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
