@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .errors import ResqueError
@@ -227,6 +228,66 @@ def _score(args: argparse.Namespace) -> int:
     for name, value in score.variants.items():
         print(f"  variant {name:<20} {value:.6f}")
     return 0
+
+
+# ------------------------------------------------------------------ rank
+DEMO_PLAN = Path(__file__).resolve().parent.parent / "assets" / "demo" / "plan.json"
+
+
+def _rank_options(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--plan", help="plan file (JSON, see README)")
+    which.add_argument("--demo", action="store_true", help="the shipped demo plan")
+    p.add_argument(
+        "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def load_plan_arg(args: argparse.Namespace):
+    from .plans import load_plan
+
+    return load_plan(DEMO_PLAN if args.demo else args.plan)
+
+
+@command("rank", "score and rank every candidate of a plan", _rank_options)
+def _rank(args: argparse.Namespace) -> int:
+    from .ranking import rank_plan
+    from .runs import RunStore
+
+    plan = load_plan_arg(args)
+    ranking = rank_plan(
+        plan,
+        store=open_store(args),
+        runs=RunStore(args.cache_dir),
+        progress=_progress_printer(True),
+    )
+    if args.json:
+        doc = ranking.to_dict()
+        _emit_json({k: doc[k] for k in ("run_id", "seconds", "rank_basis", "candidates")})
+        return 0
+    print(f"plan: {plan.name}  ({len(plan.candidates)} candidates, {ranking.seconds:.1f} s)")
+    print(f"order: {doc_basis(ranking)}")
+    print(f"{'rank':>4}  {'kind':<5} {'id':<22} {'RESQUE':>8}  label")
+    for r in ranking.ordered:
+        if r.ok:
+            print(
+                f"{r.rank:>4}  {r.candidate.estimator:<5} {r.candidate.id:<22} "
+                f"{r.score.value:>8.4f}  {r.candidate.title}"
+            )
+        else:
+            print(
+                f"{'-':>4}  {r.candidate.estimator:<5} {r.candidate.id:<22} {'failed':>8}  "
+                f"{r.error}"
+            )
+    print(f"run id: {ranking.run_id}")
+    return 0
+
+
+def doc_basis(ranking) -> str:
+    from .ranking import ORDERINGS
+
+    return ORDERINGS[ranking.ordered_by][0]
 
 
 # ------------------------------------------------------------------ entry point

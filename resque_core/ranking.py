@@ -1,0 +1,193 @@
+"""Score every candidate of a plan and rank them.
+
+Candidates share one :class:`~resque_core.pipeline.Scorer`, so the model loads once and the
+source-side activation sums are computed once for all synthetic shifts. A candidate that fails
+(missing data, say) is reported with its reason; the others are still scored and ranked.
+
+Ordering: until a cost model exists, RESQUE values of the two estimators are not comparable, so
+candidates are ranked by RESQUE *within each kind* (distribution shifts first, then new tasks),
+lower = closer to what the model already knows = cheaper to reuse. ``ORDERINGS`` maps an ordering
+name to a key over scored candidates; cost-based orderings plug in there.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+
+from ._version import __version__
+from .errors import Cancelled, ResqueError
+from .pipeline import Progress, Score, Scorer
+from .plans import Candidate, Plan
+from .runs import RunStore
+from .shifts import parse_shift
+from .store import ResultStore
+
+__all__ = ["ORDERINGS", "CandidateResult", "Ranking", "rank_plan"]
+
+
+@dataclass
+class CandidateResult:
+    candidate: Candidate
+    score: Score | None = None
+    error: str | None = None
+    rank: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.score is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.candidate
+        out: dict[str, Any] = {
+            "id": c.id,
+            "kind": c.estimator,
+            "candidate_kind": c.kind,
+            "label": c.title,
+            "status": "ok" if self.ok else "failed",
+            "rank": self.rank,
+            "resque": self.score.value if self.score else None,
+        }
+        if c.kind == "shift":
+            spec = parse_shift(c.shift)
+            out["shift"], out["severity"] = spec.name, spec.severity
+        if c.data:
+            out["data"] = c.data
+        if self.score:
+            out["score"] = self.score.to_dict()
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+ORDERINGS: dict[str, tuple[str, Callable[[CandidateResult], tuple]]] = {
+    "resque": (
+        "RESQUE within each kind (shifts first, then tasks); no cost model applied",
+        lambda r: (r.candidate.estimator != "dist", r.score.value),
+    ),
+}
+
+
+@dataclass
+class Ranking:
+    plan: Plan
+    results: list[CandidateResult]
+    seconds: float
+    ordered_by: str = "resque"
+    cancelled: bool = False
+    run_id: str | None = None
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def ordered(self) -> list[CandidateResult]:
+        """Scored candidates in rank order, then failed ones."""
+        key = ORDERINGS[self.ordered_by][1]
+        ok = sorted((r for r in self.results if r.ok), key=key)
+        return ok + [r for r in self.results if not r.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "ranking",
+            "run_id": self.run_id,
+            "created": self.created,
+            "seconds": self.seconds,
+            "ordered_by": self.ordered_by,
+            "rank_basis": ORDERINGS[self.ordered_by][0],
+            "cancelled": self.cancelled,
+            "plan": self.plan.to_dict(),
+            "candidates": [r.to_dict() for r in self.ordered],
+            "environment": environment(),
+        }
+
+
+def environment() -> dict[str, Any]:
+    """Hardware and versions recorded with every run."""
+    import numpy
+    import sklearn
+
+    env: dict[str, Any] = {
+        "engine": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scikit_learn": sklearn.__version__,
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return env
+
+
+def _score_one(scorer: Scorer, plan: Plan, c: Candidate) -> Score:
+    if c.kind == "shift":
+        return scorer.score_shift(plan.resolve(plan.source), c.shift, layer=plan.layer)
+    if c.kind == "shifted_data":
+        return scorer.score_shifted_data(
+            plan.resolve(plan.source), plan.resolve(c.data), layer=plan.layer
+        )
+    return scorer.score_task(plan.resolve(c.data), layer=plan.layer)
+
+
+def rank_plan(
+    plan: Plan,
+    *,
+    store: ResultStore | None,
+    runs: RunStore | None = None,
+    progress: Progress | None = None,
+    on_candidate: Callable[[int, int, CandidateResult], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    ordered_by: str = "resque",
+) -> Ranking:
+    """Score all candidates and rank them; store the run in ``runs`` if given.
+
+    ``on_candidate(i, n, result)`` is called after each candidate. Cancelling keeps the
+    candidates finished so far (the ranking is marked ``cancelled``).
+    """
+    started = time.perf_counter()
+    scorer = Scorer(
+        plan.resolved_model(),
+        plan.run,
+        store=store,
+        source_data=plan.resolve(plan.source),
+        progress=progress,
+        cancel=cancel,
+    )
+    results: list[CandidateResult] = []
+    cancelled = False
+    for i, c in enumerate(plan.candidates):
+        result = CandidateResult(c)
+        try:
+            result.score = _score_one(scorer, plan, c)
+        except Cancelled:
+            cancelled = True
+            break
+        except ResqueError as e:
+            result.error = str(e)
+        results.append(result)
+        if on_candidate is not None:
+            on_candidate(i, len(plan.candidates), result)
+    ranking = Ranking(
+        plan, results, time.perf_counter() - started, ordered_by=ordered_by, cancelled=cancelled
+    )
+    _assign_ranks(ranking)
+    if runs is not None:
+        ranking.run_id = runs.save(ranking.to_dict())
+    return ranking
+
+
+def _assign_ranks(ranking: Ranking) -> None:
+    counters: dict[str, int] = {}
+    for r in ranking.ordered:
+        if r.ok:
+            kind = r.candidate.estimator
+            counters[kind] = counters.get(kind, 0) + 1
+            r.rank = counters[kind]

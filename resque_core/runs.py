@@ -1,0 +1,67 @@
+"""Stored runs: every ranking (and later validation) is kept as one JSON document on disk.
+
+Runs live in ``<cache dir>/runs/<run id>.json`` (written to a temporary file and renamed, so a
+crash never leaves half a run). A run id is ``YYYYMMDD-HHMMSS-<6 hex>``: sortable and unique.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .store import default_cache_dir
+
+__all__ = ["RunStore", "new_run_id"]
+
+_RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+class RunStore:
+    """JSON run documents in a folder (default: ``runs/`` under the cache directory)."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None):
+        base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.directory = base / "runs"
+
+    def _path(self, run_id: str) -> Path:
+        if not _RUN_ID.match(run_id):
+            raise ConfigError(
+                f"invalid run id {run_id!r}: expected the form 20260101-120000-a1b2c3"
+            )
+        return self.directory / f"{run_id}.json"
+
+    def save(self, doc: dict[str, Any], run_id: str | None = None) -> str:
+        run_id = run_id or new_run_id()
+        path = self._path(run_id)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({**doc, "run_id": run_id}, f, indent=1, default=str)
+        os.replace(tmp, path)
+        return run_id
+
+    def load(self, run_id: str) -> dict[str, Any]:
+        path = self._path(run_id)
+        if not path.exists():
+            raise ConfigError(f"no stored run {run_id!r} in {self.directory}")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def list(self) -> list[str]:
+        """Run ids, newest first."""
+        if not self.directory.exists():
+            return []
+        return sorted(
+            (p.stem for p in self.directory.glob("*.json") if _RUN_ID.match(p.stem)), reverse=True
+        )
