@@ -134,10 +134,8 @@ def _as_tuple(typ: type | tuple[type, ...]) -> tuple[type, ...]:
 def _unknown_keys(d: dict, allowed: set[str], where: str) -> None:
     extra = sorted(set(d) - allowed)
     if extra:
-        raise ConfigError(
-            f"unknown plan field {where + '.' if where else ''}{extra[0]!r}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
+        name = f"{where}.{extra[0]}" if where else extra[0]
+        raise ConfigError(f"unknown plan field {name!r}; allowed: {', '.join(sorted(allowed))}")
 
 
 def _floats(value: Any, where: str) -> tuple[float, ...]:
