@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
 
 from .errors import DataError
 
@@ -143,6 +141,8 @@ def _check_task_inputs(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.n
 
 
 def _cluster(x: np.ndarray, y: np.ndarray, init: TaskInit, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans  # imported on use: a cached request never needs it
+
     classes = np.unique(y)
     if init == "centroid":
         start = np.stack([x[y == c].mean(axis=0) for c in classes])
@@ -164,6 +164,8 @@ def resque_task(
     k-means++ seeding with ``seed``. Values lie in [0, 2) (ARI can be negative); 0 means the
     embeddings already separate the new classes perfectly.
     """
+    from sklearn.metrics import adjusted_rand_score
+
     x, y = _check_task_inputs(embeddings, labels)
     return float(1.0 - adjusted_rand_score(y, _cluster(x, y, init, seed)))
 
@@ -180,6 +182,8 @@ def resque_task_variants(
     ``pooled`` is [N, C] (spatially averaged activations); ``flattened`` is [N, C*H*W] or None.
     The headline ``value`` is centroid init on pooled embeddings.
     """
+    from sklearn.metrics import adjusted_rand_score
+
     x, y = _check_task_inputs(pooled, labels)
     classes = np.unique(y)
     variants: dict[str, float] = {}

@@ -16,18 +16,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
 from . import data as data_mod
-from .checkpoints import LayerInfo, LoadedCheckpoint, default_layer, list_layers, load_checkpoint
 from .errors import Cancelled, ConfigError, DataError
 from .estimators import ClassSums, resque_dist, resque_task_variants
 from .features import Batch, class_sums, embeddings
 from .shifts import ShiftSpec, apply_shift, parse_shift
 from .store import ResultStore, canonical_key
+
+if TYPE_CHECKING:  # checkpoints pulls in torchvision: imported only when a model is needed
+    from .checkpoints import LayerInfo, LoadedCheckpoint
 
 __all__ = ["ModelConfig", "RunConfig", "Score", "Scorer", "resolve_device"]
 
@@ -195,6 +197,8 @@ class Scorer:
     # ----------------------------------------------------------------- heavy objects (lazy)
     def checkpoint(self) -> LoadedCheckpoint:
         if self._ckpt is None:
+            from .checkpoints import load_checkpoint
+
             m = self.model_config
             self._ckpt = load_checkpoint(
                 m.checkpoint,
@@ -224,6 +228,8 @@ class Scorer:
 
     def layers(self, image_size: tuple[int, int] | None = None) -> list[LayerInfo]:
         """Layers of the model for inputs of ``image_size`` (default: config or arch default)."""
+        from .checkpoints import list_layers
+
         ckpt = self.checkpoint()
         size = image_size or self.model_config.image_size or default_image_size(ckpt.arch)
         shape = (ckpt.in_channels, *size)
@@ -232,6 +238,8 @@ class Scorer:
         return self._layers[shape]
 
     def resolve_layer(self, layer: str | None, kind: Kind, image_size: tuple[int, int]) -> str:
+        from .checkpoints import default_layer
+
         layers = self.layers(image_size)
         if layer is None:
             return default_layer(layers, kind)

@@ -47,7 +47,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.transforms.v2.functional import InterpolationMode, rotate
 
 from ._util import unknown_name_message
 from .errors import DataError, ShiftError
@@ -319,6 +318,9 @@ def _fog(x, params, generator):
     random=True,
 )
 def _rotation(x, degrees, generator):
+    # torchvision is imported on use: it is slow to import and only rotation needs it.
+    from torchvision.transforms.v2.functional import InterpolationMode, rotate
+
     positive = _uniform(x, generator, (x.shape[0], 1, 1, 1)) < 0.5
     turn = [rotate(x, sign * degrees, interpolation=InterpolationMode.BILINEAR) for sign in (1, -1)]
     return torch.where(positive, *turn)
