@@ -1,7 +1,8 @@
 """Command line: ``python -m resque_core <command> ...`` over the same engine as the app.
 
 Exit codes: 0 success, 2 bad input (one ``error: ...`` line on stderr, no traceback),
-130 interrupted. Commands register themselves with :func:`command`.
+3 a candidate is predicted over a budget (``rank --max-kwh / --max-co2-kg``), 130 interrupted.
+Commands register themselves with :func:`command`.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def model_config(args: argparse.Namespace):
         trusted=args.trust_checkpoint,
         image_size=parse_image_size(args.image_size) if args.image_size else None,
         mean=parse_floats(args.mean, name="--mean"),
-        std=parse_floats(args.std, name="--std"),
+        std=parse_floats(args.std, name="--std", positive=True),
     )
 
 
@@ -242,6 +243,71 @@ def _rank_options(p: argparse.ArgumentParser) -> None:
         "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--order-by",
+        default="resque",
+        help="resque (within each kind, default), or epochs, kwh, co2 (cost model, all kinds)",
+    )
+    p.add_argument(
+        "--max-kwh", type=float, help="energy budget: flag candidates predicted above it, exit 3"
+    )
+    p.add_argument(
+        "--max-co2-kg", type=float, help="CO2e budget: flag candidates predicted above it, exit 3"
+    )
+    add_cost_options(p)
+
+
+def add_cost_options(p: argparse.ArgumentParser) -> None:
+    """Cost-model options shared by rank and validate (defaults live in the engine)."""
+    g = p.add_argument_group("cost model (predicted epochs, kWh, CO2)")
+    g.add_argument("--country", help="ISO-3 code for the carbon intensity (default: world average)")
+    g.add_argument("--region", help="US state or Chinese province (with --country USA or CHN)")
+    g.add_argument(
+        "--carbon-intensity", type=float, metavar="G_PER_KWH", help="your own g CO2e/kWh"
+    )
+    g.add_argument("--pue", type=float, default=1.0, help="data-centre PUE (default 1.0)")
+    g.add_argument(
+        "--meter", default="auto", help="energy meter: auto (codecarbon), codecarbon, nvml, replay"
+    )
+    g.add_argument("--target-accuracy", type=float, help="held-out accuracy ending retraining")
+    g.add_argument("--augment", help="retraining augmentation: reference, no_flip, none")
+    g.add_argument("--optimizer", help="retraining optimizer: adam, adamw, sgd")
+    g.add_argument("--lr", type=float, help="retraining learning rate")
+    g.add_argument("--train-batch-size", type=int, help="retraining batch size")
+    g.add_argument(
+        "--probe-seconds",
+        type=float,
+        default=0.5,
+        help="length of each of the 3 energy-probe windows per candidate (default 0.5)",
+    )
+
+
+def retrain_config(args: argparse.Namespace, plan, **limits):
+    """The retraining procedure from the shared options (engine defaults where not given)."""
+    from .retrain import RetrainConfig
+
+    given = {
+        "target_accuracy": args.target_accuracy,
+        "augment": args.augment,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "batch_size": args.train_batch_size,
+    }
+    chosen = {k: v for k, v in given.items() if v is not None}
+    return RetrainConfig(seed=plan.run.seed, device=plan.run.device, **chosen, **limits)
+
+
+def cost_settings(args: argparse.Namespace):
+    from .carbon import carbon_intensity
+    from .cost import CostSettings
+
+    intensity = carbon_intensity(
+        country=args.country,
+        region=args.region,
+        override_g_per_kwh=args.carbon_intensity,
+        pue=args.pue,
+    )
+    return CostSettings(intensity)
 
 
 def load_plan_arg(args: argparse.Namespace):
@@ -252,36 +318,70 @@ def load_plan_arg(args: argparse.Namespace):
 
 @command("rank", "score and rank every candidate of a plan", _rank_options)
 def _rank(args: argparse.Namespace) -> int:
-    from .ranking import rank_plan
+    from .cost import CostOptions
+    from .ranking import COST_ORDERINGS, rank_plan
     from .runs import RunStore
 
     plan = load_plan_arg(args)
+    cost = None
+    if args.order_by in COST_ORDERINGS or args.max_kwh is not None or args.max_co2_kg is not None:
+        cost = CostOptions(
+            settings=cost_settings(args),
+            procedure=retrain_config(args, plan),
+            meter=args.meter,
+            cache_dir=args.cache_dir,
+            max_kwh=args.max_kwh,
+            max_co2_kg=args.max_co2_kg,
+            probe_seconds=args.probe_seconds,
+        )
     ranking = rank_plan(
         plan,
         store=open_store(args),
         runs=RunStore(args.cache_dir),
         progress=_progress_printer(True),
+        ordered_by=args.order_by,
+        cost=cost,
     )
+    over = ranking.over_budget
     if args.json:
         doc = ranking.to_dict()
-        _emit_json({k: doc[k] for k in ("run_id", "seconds", "rank_basis", "candidates")})
-        return 0
+        keys = ("run_id", "seconds", "ordered_by", "rank_basis", "candidates", "cost")
+        _emit_json({**{k: doc[k] for k in keys}, "over_budget": [r.candidate.id for r in over]})
+        return 3 if over else 0
     print(f"plan: {plan.name}  ({len(plan.candidates)} candidates, {ranking.seconds:.1f} s)")
     print(f"order: {doc_basis(ranking)}")
-    print(f"{'rank':>4}  {'kind':<5} {'id':<22} {'RESQUE':>8}  label")
+    cost_head = f"  {'epochs':>6} {'kWh':>10} {'kg CO2e':>10}" if cost else ""
+    print(f"{'rank':>4}  {'kind':<5} {'id':<22} {'RESQUE':>8}{cost_head}  label")
     for r in ranking.ordered:
         if r.ok:
+            p = r.prediction
+            cols = ""
+            if p is not None:
+                cols = f"  {p.epochs:>6.1f} {p.energy_kwh:>10.3g} {p.co2_kg:>10.3g}"
+            elif cost:
+                cols = f"  {'-':>6} {'-':>10} {'-':>10}"
+            flag = "  OVER BUDGET" if r.over_budget else ""
             print(
                 f"{r.rank:>4}  {r.candidate.estimator:<5} {r.candidate.id:<22} "
-                f"{r.score.value:>8.4f}  {r.candidate.title}"
+                f"{r.score.value:>8.4f}{cols}  {r.candidate.title}{flag}"
             )
         else:
             print(
                 f"{'-':>4}  {r.candidate.estimator:<5} {r.candidate.id:<22} {'failed':>8}  "
                 f"{r.error}"
             )
+    if cost is not None:
+        basis = ", ".join(f"{k}: {v}" for k, v in ranking.cost["calibration_basis"].items())
+        intensity = cost.settings.intensity
+        print(
+            f"cost model: {int(cost.settings.level * 100)}% intervals in --json; epochs from "
+            f"{basis}; {intensity.g_per_kwh:.0f} g CO2e/kWh ({intensity.source}), "
+            f"PUE {intensity.pue:g}"
+        )
     print(f"run id: {ranking.run_id}")
-    return 0
+    for r in over:
+        print(f"over budget: {r.candidate.id}: {'; '.join(r.over_budget)}", file=sys.stderr)
+    return 3 if over else 0
 
 
 def doc_basis(ranking) -> str:

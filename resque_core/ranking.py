@@ -4,10 +4,12 @@ Candidates share one :class:`~resque_core.pipeline.Scorer`, so the model loads o
 source-side activation sums are computed once for all synthetic shifts. A candidate that fails
 (missing data, say) is reported with its reason; the others are still scored and ranked.
 
-Ordering: until a cost model exists, RESQUE values of the two estimators are not comparable, so
-candidates are ranked by RESQUE *within each kind* (distribution shifts first, then new tasks),
-lower = closer to what the model already knows = cheaper to reuse. ``ORDERINGS`` maps an ordering
-name to a key over scored candidates; cost-based orderings plug in there.
+Ordering: RESQUE values of the two estimators are not comparable, so by default candidates are
+ranked by RESQUE *within each kind* (distribution shifts first, then new tasks), lower = closer
+to what the model already knows = cheaper to reuse. ``ORDERINGS`` maps an ordering name to a key
+over scored candidates. With a cost model (``cost=``, :mod:`resque_core.cost`) every candidate
+also gets predicted epochs, kWh and CO2, which are comparable across kinds: the orderings
+``epochs``, ``kwh`` and ``co2`` rank all candidates together, and budgets flag candidates.
 """
 
 from __future__ import annotations
@@ -17,19 +19,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ._version import __version__
-from .errors import Cancelled, ResqueError
+from .errors import Cancelled, ConfigError, ResqueError
 from .pipeline import Progress, Score, Scorer
 from .plans import Candidate, Plan
 from .runs import RunStore
 from .shifts import parse_shift
 from .store import ResultStore
 
-__all__ = ["ORDERINGS", "CandidateResult", "Ranking", "rank_plan"]
+if TYPE_CHECKING:
+    from .cost import CostOptions, Prediction
+
+__all__ = ["COST_ORDERINGS", "ORDERINGS", "CandidateResult", "Ranking", "rank_plan"]
 
 
 @dataclass
@@ -38,6 +43,9 @@ class CandidateResult:
     score: Score | None = None
     error: str | None = None
     rank: int | None = None
+    prediction: Prediction | None = None
+    prediction_error: str | None = None
+    over_budget: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -63,6 +71,11 @@ class CandidateResult:
             out["score"] = self.score.to_dict()
         if self.error:
             out["error"] = self.error
+        if self.prediction is not None:
+            out["predicted"] = self.prediction.to_dict()
+            out["over_budget"] = self.over_budget
+        if self.prediction_error:
+            out["prediction_error"] = self.prediction_error
         return out
 
 
@@ -71,7 +84,20 @@ ORDERINGS: dict[str, tuple[str, Callable[[CandidateResult], tuple]]] = {
         "RESQUE within each kind (shifts first, then tasks); no cost model applied",
         lambda r: (r.candidate.estimator != "dist", r.score.value),
     ),
+    "epochs": (
+        "predicted retraining epochs (cost model), all kinds together",
+        lambda r: (r.prediction is None, r.prediction.epochs if r.prediction else 0.0),
+    ),
+    "kwh": (
+        "predicted retraining energy in kWh (cost model), all kinds together",
+        lambda r: (r.prediction is None, r.prediction.energy_kwh if r.prediction else 0.0),
+    ),
+    "co2": (
+        "predicted retraining emissions in kg CO2e (cost model), all kinds together",
+        lambda r: (r.prediction is None, r.prediction.co2_kg if r.prediction else 0.0),
+    ),
 }
+COST_ORDERINGS: tuple[str, ...] = ("epochs", "kwh", "co2")
 
 
 @dataclass
@@ -82,6 +108,7 @@ class Ranking:
     ordered_by: str = "resque"
     cancelled: bool = False
     run_id: str | None = None
+    cost: dict[str, Any] | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -102,8 +129,14 @@ class Ranking:
             "cancelled": self.cancelled,
             "plan": self.plan.to_dict(),
             "candidates": [r.to_dict() for r in self.ordered],
+            "cost": self.cost,
             "environment": environment(),
         }
+
+    @property
+    def over_budget(self) -> list[CandidateResult]:
+        """Candidates whose predicted cost exceeds a budget of the cost options."""
+        return [r for r in self.ordered if r.over_budget]
 
 
 def environment() -> dict[str, Any]:
@@ -146,12 +179,18 @@ def rank_plan(
     on_candidate: Callable[[int, int, CandidateResult], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     ordered_by: str = "resque",
+    cost: CostOptions | None = None,
 ) -> Ranking:
     """Score all candidates and rank them; store the run in ``runs`` if given.
 
     ``on_candidate(i, n, result)`` is called after each candidate. Cancelling keeps the
-    candidates finished so far (the ranking is marked ``cancelled``).
+    candidates finished so far (the ranking is marked ``cancelled``). ``cost``: also predict
+    epochs, kWh and CO2 per candidate (needed by the cost orderings) and check its budgets.
     """
+    if ordered_by not in ORDERINGS:
+        raise ConfigError(f"unknown ordering {ordered_by!r}; allowed: {', '.join(ORDERINGS)}")
+    if ordered_by in COST_ORDERINGS and cost is None:
+        raise ConfigError(f"ordering by {ordered_by!r} needs cost options (a cost model)")
     started = time.perf_counter()
     scorer = Scorer(
         plan.resolved_model(),
@@ -175,8 +214,31 @@ def rank_plan(
         results.append(result)
         if on_candidate is not None:
             on_candidate(i, len(plan.candidates), result)
+    cost_doc = None
+    if cost is not None and not cancelled:
+        from .cost import predict_candidates
+
+        try:
+            used = predict_candidates(
+                plan, results, scorer=scorer, options=cost, store=store, cancel=cancel
+            )
+        except Cancelled:
+            cancelled = True
+        else:
+            cost_doc = {
+                "intensity": cost.settings.intensity.to_dict(),
+                "level": cost.settings.level,
+                "max_kwh": cost.max_kwh,
+                "max_co2_kg": cost.max_co2_kg,
+                "calibration_basis": {k: c.basis for k, c in used.items()},
+            }
     ranking = Ranking(
-        plan, results, time.perf_counter() - started, ordered_by=ordered_by, cancelled=cancelled
+        plan,
+        results,
+        time.perf_counter() - started,
+        ordered_by=ordered_by,
+        cancelled=cancelled,
+        cost=cost_doc,
     )
     _assign_ranks(ranking)
     if runs is not None:
@@ -188,6 +250,7 @@ def _assign_ranks(ranking: Ranking) -> None:
     counters: dict[str, int] = {}
     for r in ranking.ordered:
         if r.ok:
-            kind = r.candidate.estimator
+            # cost orderings are comparable across kinds: one rank sequence
+            kind = "all" if ranking.ordered_by in COST_ORDERINGS else r.candidate.estimator
             counters[kind] = counters.get(kind, 0) + 1
             r.rank = counters[kind]

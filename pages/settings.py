@@ -1,0 +1,142 @@
+"""Settings: where RESQUE runs, the result cache, and sampling defaults of the comparison."""
+
+import streamlit as st
+
+from ui import cached, hardware, state
+from ui.feedback import user_errors
+
+st.title("Settings")
+
+# ------------------------------------------------------------------ device
+with st.container(border=True):
+    st.subheader("Device")
+    doc = state.plan_doc()
+    run = dict(doc.get("run", {}))
+    found = hardware.gpus()
+    devices = ["auto", "cpu", "cuda", *(f"cuda:{g.index}" for g in found or [])]
+    current = run.get("device", "auto")
+    if current not in devices:
+        devices.append(current)
+    st.selectbox(
+        "Compute on",
+        devices,
+        index=devices.index(current),
+        key="set_device",
+        help="auto: the first CUDA GPU if there is one, else the CPU. Results are identical "
+        "up to floating-point rounding; the cache keeps CPU and GPU results apart.",
+    )
+    if found is None:
+        st.info("No NVIDIA GPU/driver found: running on CPU.", icon=":material/memory:")
+    elif not found:
+        st.info("The NVIDIA driver reports no GPU: running on CPU.", icon=":material/memory:")
+    else:
+
+        @st.fragment(run_every=2.0)
+        def gpu_table() -> None:
+            rows = [
+                {
+                    "GPU": f"{g.index}: {g.name}",
+                    "memory used (GiB)": round(g.memory_used_bytes / 2**30, 2),
+                    "memory total (GiB)": round(g.memory_total_bytes / 2**30, 2),
+                    "power now (W)": g.power_watts,
+                    "power limit (W)": g.power_limit_watts,
+                }
+                for g in hardware.gpus() or []
+            ]
+            st.dataframe(rows, hide_index=True, key="set_gpus")
+            st.caption("Live from NVML, refreshed every 2 s.")
+
+        gpu_table()
+
+# ------------------------------------------------------------------ sampling
+with st.container(border=True):
+    st.subheader("Sampling")
+    st.caption(
+        "These settings belong to the current comparison: they change which images are read, so "
+        "results computed with other settings stay in the cache under their own key."
+    )
+    col_spc, col_batch, col_seed, col_task = st.columns(4)
+    all_samples = col_spc.toggle(
+        "All images",
+        value=run.get("samples_per_class") is None,
+        key="set_all_samples",
+        help="Read every image of each data set instead of a cap per class.",
+    )
+    samples = col_spc.number_input(
+        "Samples per class",
+        min_value=1,
+        value=run.get("samples_per_class") or 100,
+        step=10,
+        key="set_samples_per_class",
+        disabled=all_samples,
+        help="Images read per class of every data set (seeded, stratified).",
+    )
+    batch = col_batch.number_input(
+        "Batch size",
+        min_value=1,
+        value=run.get("batch_size", 128),
+        step=32,
+        key="set_batch_size",
+        help="Images per forward pass; lower it if the device runs out of memory.",
+    )
+    seed = col_seed.number_input(
+        "Seed",
+        min_value=0,
+        value=run.get("seed", 0),
+        step=1,
+        key="set_seed",
+        help="Seeds sampling, synthetic noise and k-means: equal seeds give equal results.",
+    )
+    max_task = col_task.number_input(
+        "Max images per task",
+        min_value=2,
+        value=run.get("max_task_samples", 5000),
+        step=500,
+        key="set_max_task_samples",
+        help="A new task's data is capped to this many images (stratified) for k-means.",
+    )
+    if st.button("Save settings", key="set_save", type="primary", icon=":material/save:"):
+        run.update(
+            device=st.session_state["set_device"],
+            samples_per_class=None if all_samples else int(samples),
+            batch_size=int(batch),
+            seed=int(seed),
+            max_task_samples=int(max_task),
+        )
+        with user_errors("Could not save the settings") as box:
+            doc["run"] = run
+            state.set_plan(doc)
+        if not box.failed:
+            st.success("Saved: the next ranking uses these settings.", icon=":material/check:")
+
+
+# ------------------------------------------------------------------ cache
+def _clear_cache() -> None:
+    with user_errors("Could not clear the cache"):
+        st.session_state["set_cleared"] = cached.result_store().clear()
+
+
+with st.container(border=True):
+    st.subheader("Result cache")
+    with user_errors("The cache cannot be used") as box:
+        store, runs = cached.result_store(), cached.run_store()
+    if not box.failed:
+        cols = st.columns(3)
+        cols[0].metric("Size", f"{store.size_bytes() / 2**20:.1f} MiB")
+        cols[1].metric("Entries", f"{len(store):,}")
+        cols[2].metric("Stored rankings", f"{len(runs.list()):,}")
+        st.caption(
+            f"Location: `{cached.cache_dir()}` (set `RESQUE_CACHE_DIR` before starting the app to "
+            "move it). Results are keyed by content: checkpoint and data hashes, preprocessing, "
+            "shift, layer, seed and sampling."
+        )
+        st.button(
+            "Clear the cache",
+            key="set_clear_cache",
+            icon=":material/delete:",
+            on_click=_clear_cache,
+            help="Removes every cached result; rankings are then computed again. Stored "
+            "rankings (run files) are kept.",
+        )
+        if (removed := st.session_state.pop("set_cleared", None)) is not None:
+            st.success(f"Removed {removed:,} cached entries.", icon=":material/check:")

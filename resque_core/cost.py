@@ -1,0 +1,499 @@
+"""Cost model: RESQUE -> predicted epochs, kWh and kg CO2e, each with an 80% interval.
+
+Three pieces, three uncertainties:
+
+1. **Epochs** from RESQUE through a linear calibration ``epochs = intercept + slope x RESQUE``,
+   fitted by least squares on measured retrains, one fit per estimator kind (``dist`` and
+   ``task`` values live on different scales). Its uncertainty is the fit's prediction interval:
+   ``t(n-2) x s x sqrt(1 + 1/n + (x - mean x)^2 / Sxx)``. The leave-one-out error (closed form:
+   residual / (1 - leverage)) is reported with every fit. Without at least
+   :data:`MIN_POINTS` usable local measurements a documented :data:`PRIORS` entry is used and
+   marked ``"basis": "prior"``.
+2. **Energy per epoch** from a short measured probe on the candidate
+   (:func:`~resque_core.retrain.probe_epoch_energy`); its uncertainty is the spread (standard
+   deviation) of the probe's repeated windows, not the standard error of their mean: the
+   extrapolation from a few batches to an epoch has errors that repeating the same windows does
+   not reveal.
+3. **Carbon intensity** from :mod:`resque_core.carbon`, with its relative uncertainty; CO2 = kWh
+   x intensity x PUE.
+
+The interval propagates all three with a seeded Monte Carlo (:func:`predict_cost`): epochs drawn
+from the fit's t distribution (clipped at 0), energy per epoch and intensity from normals
+(clipped at 0); the interval is the central ``level`` quantile range of the draws. Point values
+are the products of the point estimates.
+
+Calibrations are kept in ``<cache dir>/calibrations.json``, one entry per (checkpoint SHA-256,
+retraining procedure): a calibration only transfers to the model and training recipe it was
+measured with.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from scipy import stats
+
+from .carbon import CarbonIntensity, co2_kg
+from .energy import Meter, make_meter
+from .errors import Cancelled, ConfigError, ResqueError
+from .retrain import EnergyProbe, RetrainConfig, RetrainData, candidate_data, probe_epoch_energy
+from .store import canonical_key, default_cache_dir
+
+if TYPE_CHECKING:
+    from .pipeline import Scorer
+    from .plans import Candidate, Plan
+    from .ranking import CandidateResult
+    from .store import ResultStore
+
+__all__ = [
+    "CALIBRATION_FILE",
+    "LEVEL",
+    "MIN_POINTS",
+    "PRIORS",
+    "Calibration",
+    "CostOptions",
+    "CostSettings",
+    "Prediction",
+    "calibration_key",
+    "fit_calibration",
+    "load_calibrations",
+    "over_budget",
+    "predict_candidates",
+    "predict_cost",
+    "probe_candidate",
+    "save_calibrations",
+]
+
+Kind = Literal["dist", "task"]
+CALIBRATION_FILE = "calibrations.json"
+LEVEL = 0.8
+MIN_POINTS = 3
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A linear map RESQUE -> epochs for one estimator kind.
+
+    ``n``: points fitted (0 for a prior); ``residual_sd``: s, the residual standard deviation
+    (for a prior: the assumed spread of epochs around the line); ``dof``: degrees of freedom of
+    the t distribution of predictions; ``x_mean``/``sxx``: mean of RESQUE and sum of squared
+    deviations (leverage); ``loo_mae``/``loo_rmse``: leave-one-out errors in epochs;
+    ``pearson_r``: correlation of the fitted points; ``source``: where the numbers come from.
+    """
+
+    kind: Kind
+    intercept: float
+    slope: float
+    residual_sd: float
+    dof: int
+    basis: Literal["calibrated", "prior"]
+    n: int = 0
+    x_mean: float = 0.0
+    sxx: float = 0.0
+    loo_mae: float | None = None
+    loo_rmse: float | None = None
+    pearson_r: float | None = None
+    source: str = ""
+
+    def mean(self, resque: float) -> float:
+        """Point prediction of epochs (not clipped)."""
+        return self.intercept + self.slope * resque
+
+    def prediction_sd(self, resque: float) -> float:
+        """Standard deviation of a new observation at ``resque`` (epochs)."""
+        if self.basis == "prior":
+            return self.residual_sd
+        lever = 1 / self.n + (resque - self.x_mean) ** 2 / self.sxx
+        return self.residual_sd * math.sqrt(1 + lever)
+
+    def interval(self, resque: float, level: float = LEVEL) -> tuple[float, float]:
+        """Central ``level`` prediction interval of epochs, clipped at 0."""
+        half = stats.t.ppf(0.5 + level / 2, self.dof) * self.prediction_sd(resque)
+        mid = self.mean(resque)
+        return max(0.0, mid - half), max(0.0, mid + half)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        return cls(**d)
+
+
+_PRIOR_SOURCE = (
+    "prior: fit of the docs/VALIDATION.md demo study (small_cnn on 8x8 digits, CPU, target "
+    "0.9, no_flip), residual spread doubled; not measured on this model"
+)
+PRIORS: dict[str, Calibration] = {
+    # study fit: epochs = -0.26 + 7.33 x RESQUE_dist, s = 0.92 (25 shifts)
+    "dist": Calibration(
+        kind="dist",
+        intercept=0.0,
+        slope=7.5,
+        residual_sd=2.0,
+        dof=3,
+        basis="prior",
+        source=_PRIOR_SOURCE,
+    ),
+    # study fit: epochs = 0.83 + 2.13 x RESQUE_task, s = 1.11 (4 tasks)
+    "task": Calibration(
+        kind="task",
+        intercept=1.0,
+        slope=2.0,
+        residual_sd=2.2,
+        dof=3,
+        basis="prior",
+        source=_PRIOR_SOURCE,
+    ),
+}
+"""Used when fewer than MIN_POINTS local measurements exist for a kind. A placeholder that says
+"a few epochs, more for larger RESQUE" for a small model; its t(3) interval is deliberately wide.
+Validate a few candidates on your own model to replace it."""
+
+
+def fit_calibration(
+    resque: Sequence[float], epochs: Sequence[float], *, kind: Kind, source: str = ""
+) -> Calibration:
+    """Least-squares line epochs ~ RESQUE over measured runs, with its residual spread and
+    leave-one-out errors. Needs at least :data:`MIN_POINTS` points with distinct RESQUE values.
+    """
+    x = np.asarray(resque, dtype=np.float64)
+    y = np.asarray(epochs, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ConfigError(
+            f"calibration needs one epoch count per RESQUE value, got {x.shape} and {y.shape}"
+        )
+    if len(x) < MIN_POINTS:
+        raise ConfigError(
+            f"a {kind} calibration needs at least {MIN_POINTS} measured runs, got {len(x)}: "
+            "retrain more candidates"
+        )
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ConfigError("calibration points must be finite numbers")
+    n = len(x)
+    x_mean = float(x.mean())
+    sxx = float(((x - x_mean) ** 2).sum())
+    if sxx <= 1e-24:
+        raise ConfigError(
+            f"all {n} {kind} runs have the same RESQUE value ({x_mean:.4g}): "
+            "retrain candidates spread over the RESQUE range"
+        )
+    slope = float(((x - x_mean) * (y - y.mean())).sum() / sxx)
+    intercept = float(y.mean() - slope * x_mean)
+    resid = y - (intercept + slope * x)
+    dof = n - 2
+    s = math.sqrt(float((resid**2).sum()) / dof) if dof > 0 else 0.0
+    leverage = 1 / n + (x - x_mean) ** 2 / sxx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo = resid / (1 - leverage)
+    finite = np.isfinite(loo)
+    r = float(np.corrcoef(x, y)[0, 1]) if y.std() > 0 else None
+    return Calibration(
+        kind=kind,
+        intercept=intercept,
+        slope=slope,
+        residual_sd=s,
+        dof=max(dof, 1),
+        basis="calibrated",
+        n=n,
+        x_mean=x_mean,
+        sxx=sxx,
+        loo_mae=float(np.abs(loo[finite]).mean()) if finite.any() else None,
+        loo_rmse=float(np.sqrt((loo[finite] ** 2).mean())) if finite.any() else None,
+        pearson_r=r,
+        source=source or f"fit on {n} measured retrains",
+    )
+
+
+# ----------------------------------------------------------------------------- storage
+def calibration_key(checkpoint_sha256: str, procedure: dict[str, Any]) -> str:
+    """Key of a calibration: the checkpoint's content and the retraining procedure
+    (:meth:`~resque_core.retrain.RetrainConfig.procedure`)."""
+    return canonical_key("calibration", {"sha256": checkpoint_sha256, "procedure": procedure})
+
+
+def _path(cache_dir: str | os.PathLike) -> Path:
+    return Path(cache_dir) / CALIBRATION_FILE
+
+
+def _read(cache_dir: str | os.PathLike) -> dict[str, Any]:
+    path = _path(cache_dir)
+    if not path.exists():
+        return {"version": _VERSION, "entries": {}}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}; delete it to start over") from None
+    if doc.get("version") != _VERSION:
+        raise ConfigError(f"{path} has version {doc.get('version')!r}; expected {_VERSION}")
+    return doc
+
+
+def load_calibrations(cache_dir: str | os.PathLike, key: str) -> dict[str, Calibration]:
+    """The stored calibrations for ``key``, with :data:`PRIORS` for kinds that have none."""
+    entry = _read(cache_dir)["entries"].get(key, {})
+    out = dict(PRIORS)
+    for kind in ("dist", "task"):
+        if kind in entry:
+            out[kind] = Calibration.from_dict(entry[kind])
+    return out
+
+
+def save_calibrations(
+    cache_dir: str | os.PathLike,
+    key: str,
+    calibrations: dict[str, Calibration],
+    *,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Store the fitted (non-prior) ``calibrations`` under ``key``, replacing that entry
+    (atomic: written to a temporary file and renamed)."""
+    doc = _read(cache_dir)
+    entry = {k: c.to_dict() for k, c in calibrations.items() if c.basis == "calibrated"}
+    entry["meta"] = {**(meta or {}), "updated": datetime.now(UTC).isoformat(timespec="seconds")}
+    doc["entries"][key] = entry
+    path = _path(cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- prediction
+@dataclass(frozen=True)
+class CostSettings:
+    """Carbon intensity (with PUE), interval ``level``, and the Monte Carlo's size and seed."""
+
+    intensity: CarbonIntensity
+    level: float = LEVEL
+    draws: int = 20_000
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 < self.level < 1:
+            raise ConfigError(f"interval level must be in (0, 1), got {self.level}")
+        if self.draws < 100:
+            raise ConfigError(f"Monte Carlo draws must be at least 100, got {self.draws}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted cost of retraining one candidate; intervals are (low, high) at ``level``.
+    ``basis``: ``calibrated`` (local measurements) or ``prior``."""
+
+    resque: float
+    epochs: float
+    epochs_interval: tuple[float, float]
+    energy_kwh: float
+    energy_kwh_interval: tuple[float, float]
+    co2_kg: float
+    co2_kg_interval: tuple[float, float]
+    level: float
+    basis: str
+    kwh_per_epoch: float
+    energy_method: str
+    energy_basis: str
+    calibration: dict[str, Any] = field(default_factory=dict)
+    intensity: dict[str, Any] = field(default_factory=dict)
+    probe: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("epochs_interval", "energy_kwh_interval", "co2_kg_interval"):
+            d[k] = list(d[k])
+        return d
+
+
+def predict_cost(
+    resque: float, *, calibration: Calibration, probe: EnergyProbe, settings: CostSettings
+) -> Prediction:
+    """Predicted epochs, kWh and kg CO2e for a candidate with this RESQUE value."""
+    rng = np.random.default_rng(settings.seed)
+    n = settings.draws
+    intensity = settings.intensity
+    epochs_point = max(0.0, calibration.mean(resque))
+    epochs = calibration.mean(resque) + calibration.prediction_sd(resque) * rng.standard_t(
+        calibration.dof, n
+    )
+    epochs = np.clip(epochs, 0, None)
+    per_epoch = np.clip(
+        rng.normal(probe.kwh_per_epoch, probe.joules_per_epoch_sd / 3.6e6, n), 0, None
+    )
+    g = np.clip(
+        rng.normal(intensity.g_per_kwh, intensity.relative_uncertainty * intensity.g_per_kwh, n),
+        0,
+        None,
+    )
+    kwh = epochs * per_epoch
+    co2 = kwh * g * intensity.pue / 1000.0
+    lo, hi = 50 * (1 - settings.level), 50 * (1 + settings.level)
+
+    def band(a: np.ndarray) -> tuple[float, float]:
+        q = np.percentile(a, [lo, hi])
+        return float(q[0]), float(q[1])
+
+    energy_point = epochs_point * probe.kwh_per_epoch
+    return Prediction(
+        resque=float(resque),
+        epochs=epochs_point,
+        epochs_interval=calibration.interval(resque, settings.level),
+        energy_kwh=energy_point,
+        energy_kwh_interval=band(kwh),
+        co2_kg=co2_kg(energy_point, intensity),
+        co2_kg_interval=band(co2),
+        level=settings.level,
+        basis=calibration.basis,
+        kwh_per_epoch=probe.kwh_per_epoch,
+        energy_method=probe.method,
+        energy_basis=probe.basis,
+        calibration=calibration.to_dict(),
+        intensity=intensity.to_dict(),
+        probe=probe.to_dict(),
+    )
+
+
+def over_budget(
+    prediction: Prediction, *, max_kwh: float | None = None, max_co2_kg: float | None = None
+) -> list[str]:
+    """The budgets the point prediction exceeds, as short phrases (empty = within budget)."""
+    over = []
+    if max_kwh is not None and prediction.energy_kwh > max_kwh:
+        over.append(f"{prediction.energy_kwh:.3g} kWh > {max_kwh:g} kWh")
+    if max_co2_kg is not None and prediction.co2_kg > max_co2_kg:
+        over.append(f"{prediction.co2_kg:.3g} kg CO2e > {max_co2_kg:g} kg CO2e")
+    return over
+
+
+# ----------------------------------------------------------------------------- candidates
+@dataclass(frozen=True)
+class CostOptions:
+    """What a ranking needs to predict costs: ``settings`` (intensity, level), the retraining
+    ``procedure`` whose epochs are predicted, the ``meter`` name used by energy probes, where
+    calibrations live (``cache_dir``, None = default cache dir), optional budgets, and the
+    length of each energy-probe window (``probe_seconds``)."""
+
+    settings: CostSettings
+    procedure: RetrainConfig = field(default_factory=RetrainConfig)
+    meter: str = "auto"
+    cache_dir: str | None = None
+    max_kwh: float | None = None
+    max_co2_kg: float | None = None
+    probe_seconds: float = 0.5
+
+    def __post_init__(self):
+        for name in ("max_kwh", "max_co2_kg"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"budget {name.replace('_', '-')} must be >= 0, got {value}")
+
+    def resolved_cache_dir(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
+
+
+def probe_candidate(
+    plan: Plan,
+    candidate: Candidate,
+    *,
+    scorer: Scorer,
+    config: RetrainConfig,
+    meter: Meter,
+    store: ResultStore | None = None,
+    data: RetrainData | None = None,
+    seconds: float = 0.5,
+) -> EnergyProbe:
+    """The energy probe of one candidate, from ``store`` when this machine already measured it
+    with the same model, data, procedure, device and meter."""
+    from .pipeline import resolve_device
+
+    target = (
+        candidate.shift
+        if candidate.kind == "shift"
+        else scorer.fingerprint(plan.resolve(candidate.data))
+    )
+    key = canonical_key(
+        "energy_probe",
+        {
+            "model": scorer.checkpoint_sha256(),
+            "source": scorer.fingerprint(plan.resolve(plan.source)),
+            "kind": candidate.kind,
+            "target": target,
+            "seed": scorer.run.seed,
+            "procedure": config.procedure(),
+            "device": str(resolve_device(config.device)),
+            "meter": meter.name,
+            "host": platform.node(),
+        },
+    )
+    hit = store.get(key) if store is not None else None
+    if hit is not None:
+        meta = {k: v for k, v in hit[0].items() if k != "kwh_per_epoch"}
+        return EnergyProbe(**meta)
+    if data is None:
+        data = candidate_data(plan, candidate, scorer=scorer, config=config)
+    probe = probe_epoch_energy(
+        scorer.checkpoint().model, data, config=config, meter=meter, seconds=seconds
+    )
+    if store is not None:
+        store.put(key, probe.to_dict())
+    return probe
+
+
+def predict_candidates(
+    plan: Plan,
+    results: list[CandidateResult],
+    *,
+    scorer: Scorer,
+    options: CostOptions,
+    store: ResultStore | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, Calibration]:
+    """Set ``prediction`` (or ``prediction_error``) and ``over_budget`` on every scored result;
+    returns the calibrations used (stored ones, else priors). One meter session serves all the
+    probes."""
+    from .pipeline import resolve_device
+
+    device = resolve_device(options.procedure.device)
+    key = calibration_key(scorer.checkpoint_sha256(), options.procedure.procedure())
+    calibrations = load_calibrations(options.resolved_cache_dir(), key)
+    with make_meter(options.meter, device=device) as meter:
+        for r in results:
+            if not r.ok:
+                continue
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled while probing energy; the scores are kept")
+            try:
+                probe = probe_candidate(
+                    plan,
+                    r.candidate,
+                    scorer=scorer,
+                    config=options.procedure,
+                    meter=meter,
+                    store=store,
+                    seconds=options.probe_seconds,
+                )
+            except ResqueError as e:
+                r.prediction_error = str(e)
+                continue
+            r.prediction = predict_cost(
+                r.score.value,
+                calibration=calibrations[r.candidate.estimator],
+                probe=probe,
+                settings=options.settings,
+            )
+            r.over_budget = over_budget(
+                r.prediction, max_kwh=options.max_kwh, max_co2_kg=options.max_co2_kg
+            )
+    return calibrations

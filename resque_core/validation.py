@@ -1,0 +1,563 @@
+"""Validate a plan by retraining: predict, retrain for real, compare, correlate, recalibrate.
+
+:func:`validate_plan` scores the plan's candidates (cached), picks the ones to retrain (given
+ids, or :func:`suggest_candidates`: a spread over each kind's RESQUE range), and for each one
+measures an energy probe, records the cost model's prediction *before* retraining, then
+fine-tunes a copy of the checkpoint (:func:`~resque_core.retrain.retrain`) with one energy meter
+session for all runs. Afterwards it computes the correlations of RESQUE with every measure
+(:func:`correlations`), refits the calibrations from every stored validation run of the same
+checkpoint and procedure (:func:`recalibrate`), and stores the whole run as a JSON document with
+``"type": "validation"`` in the :class:`~resque_core.runs.RunStore`.
+
+Which runs count: correlations use runs that finished (``status`` completed); calibrations use
+those that also stopped on their own (target or cutoff), not ones cut short by ``max_epochs`` or
+the time budget, whose epoch counts are only lower bounds (``censored``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .cost import (
+    MIN_POINTS,
+    Calibration,
+    CostSettings,
+    Prediction,
+    calibration_key,
+    fit_calibration,
+    load_calibrations,
+    predict_cost,
+    probe_candidate,
+    save_calibrations,
+)
+from .energy import Meter, make_meter
+from .errors import Cancelled, ConfigError, ResqueError
+from .pipeline import Progress, Scorer, resolve_device
+from .plans import Candidate, Plan
+from .ranking import environment, rank_plan
+from .retrain import EnergyProbe, EpochRecord, RetrainConfig, RetrainResult, candidate_data, retrain
+from .runs import RunStore
+from .store import ResultStore, default_cache_dir
+
+__all__ = [
+    "MEASURES",
+    "Validation",
+    "ValidationJob",
+    "ValidationRun",
+    "correlations",
+    "recalibrate",
+    "suggest_candidates",
+    "validate_plan",
+]
+
+MEASURES: tuple[str, ...] = ("epochs", "grad_norm", "param_change", "energy_kwh", "co2_kg")
+"""Run fields correlated with RESQUE, in table order."""
+
+
+@dataclass
+class ValidationRun:
+    """One retrained candidate: its RESQUE, the prediction made before retraining, the energy
+    probe behind it, and the measured result (or the error that stopped it)."""
+
+    candidate: Candidate
+    resque: float | None
+    prediction: Prediction | None = None
+    probe: EnergyProbe | None = None
+    result: RetrainResult | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        c, r = self.candidate, self.result
+        out: dict[str, Any] = {
+            "candidate_id": c.id,
+            "kind": c.estimator,
+            "candidate_kind": c.kind,
+            "label": c.title,
+            "resque": self.resque,
+            "status": r.status if r else "failed",
+            "epochs": r.epochs if r else None,
+            "energy_kwh": r.energy_kwh if r else None,
+            "co2_kg": r.co2_kg if r else None,
+            "energy_method": r.energy_method if r else None,
+            "energy_basis": r.energy_basis if r else None,
+            "grad_norm": r.grad_norm if r else None,
+            "param_change": r.param_change if r else None,
+            "stop_reason": r.stop_reason if r else None,
+            "reached_target": r.reached_target if r else False,
+            "censored": r.censored if r else False,
+            "seconds": r.seconds if r else None,
+            "predicted": self.prediction.to_dict() if self.prediction else None,
+            "probe": self.probe.to_dict() if self.probe else None,
+            "error": self.error or (r.error if r else None),
+        }
+        if r is not None:
+            out["retrain"] = r.to_dict()
+        return out
+
+
+@dataclass
+class Validation:
+    plan: Plan
+    runs: list[ValidationRun]
+    correlation: dict[str, Any]
+    calibrations: dict[str, Calibration]
+    calibration_key: str
+    checkpoint_sha256: str
+    config: RetrainConfig
+    settings: CostSettings
+    seconds: float
+    cancelled: bool = False
+    run_id: str | None = None
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "validation",
+            "run_id": self.run_id,
+            "created": self.created,
+            "seconds": self.seconds,
+            "cancelled": self.cancelled,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "calibration_key": self.calibration_key,
+            "procedure": self.config.procedure(),
+            "retrain_config": self.config.to_dict(),
+            "intensity": self.settings.intensity.to_dict(),
+            "level": self.settings.level,
+            "plan": self.plan.to_dict(),
+            "runs": [r.to_dict() for r in self.runs],
+            "correlation": self.correlation,
+            "calibration": {k: c.to_dict() for k, c in self.calibrations.items()},
+            "environment": environment(),
+        }
+
+
+# ----------------------------------------------------------------------------- selection
+def suggest_candidates(scores: Sequence[tuple[str, str, float]], n: int) -> list[str]:
+    """Ids of ``n`` candidates spread over the RESQUE range of each kind.
+
+    ``scores``: (candidate id, kind "dist" | "task", RESQUE) of the scored candidates. ``n`` is
+    shared between kinds in proportion to their sizes, at least one each while ``n`` allows;
+    within a kind the picks are the candidates nearest to evenly spaced RESQUE values from the
+    lowest to the highest (one pick: the median). Order: by kind, then RESQUE.
+    """
+    if n < 1:
+        raise ConfigError(f"the number of candidates to retrain must be at least 1, got {n}")
+    by_kind: dict[str, list[tuple[str, float]]] = {}
+    for cid, kind, value in scores:
+        by_kind.setdefault(kind, []).append((cid, float(value)))
+    if not by_kind:
+        return []
+    sizes = {k: len(v) for k, v in by_kind.items()}
+    total = sum(sizes.values())
+    n = min(n, total)
+    share = dict.fromkeys(sizes, 0)
+    for k in sorted(sizes, key=lambda k: -sizes[k])[:n]:
+        share[k] = 1
+    left = n - sum(share.values())
+    if left:
+        # largest remainder over what each kind can still take
+        quota = {k: left * sizes[k] / total for k in sizes}
+        for k in sizes:
+            share[k] += min(int(quota[k]), sizes[k] - share[k])
+        rest = n - sum(share.values())
+        for k in sorted(sizes, key=lambda k: -(quota[k] - int(quota[k]))):
+            while rest and share[k] < sizes[k]:
+                share[k] += 1
+                rest -= 1
+    picked: list[str] = []
+    for kind in sorted(by_kind):
+        ranked = sorted(by_kind[kind], key=lambda p: p[1])
+        k = share[kind]
+        if k == 0:
+            continue
+        values = np.array([v for _cid, v in ranked])
+        targets = [float(np.median(values))] if k == 1 else np.linspace(values[0], values[-1], k)
+        free = list(range(len(ranked)))
+        chosen = []
+        for t in targets:
+            best = min(free, key=lambda i: (abs(values[i] - t), i))
+            free.remove(best)
+            chosen.append(best)
+        picked += [ranked[i][0] for i in sorted(chosen)]
+    return picked
+
+
+# ----------------------------------------------------------------------------- statistics
+def _corr(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    n = len(x)
+    out: dict[str, Any] = {"n": n}
+    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        for name in ("pearson", "spearman", "kendall"):
+            out[name] = None
+            out[f"{name}_p"] = None
+        out["note"] = "needs 3+ runs with varying values"
+        return out
+    for name, fn in (
+        ("pearson", stats.pearsonr),
+        ("spearman", stats.spearmanr),
+        ("kendall", stats.kendalltau),
+    ):
+        res = fn(x, y)
+        out[name] = float(res.statistic)
+        out[f"{name}_p"] = float(res.pvalue)
+    return out
+
+
+def correlations(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{kind: {measure: {n, pearson, spearman, kendall, *_p}}} of RESQUE against each of
+    :data:`MEASURES`, over the finished runs (run documents as in :meth:`ValidationRun.to_dict`).
+    Kinds are kept apart: RESQUE_dist and RESQUE_task are on different scales."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in ("dist", "task"):
+        rows = [
+            r
+            for r in runs
+            if r["kind"] == kind and r["status"] == "completed" and r["resque"] is not None
+        ]
+        if not rows:
+            continue
+        x = np.array([r["resque"] for r in rows], dtype=np.float64)
+        out[kind] = {}
+        for m in MEASURES:
+            pairs = [(xi, r[m]) for xi, r in zip(x, rows, strict=True) if r[m] is not None]
+            xs = np.array([p[0] for p in pairs], dtype=np.float64)
+            ys = np.array([p[1] for p in pairs], dtype=np.float64)
+            out[kind][m] = _corr(xs, ys)
+    return out
+
+
+def _calibration_points(doc: dict[str, Any], key: str) -> dict[str, list[tuple[float, int]]]:
+    points: dict[str, list[tuple[float, int]]] = {"dist": [], "task": []}
+    if doc.get("type") != "validation" or doc.get("calibration_key") != key:
+        return points
+    for r in doc.get("runs", []):
+        usable = r.get("status") == "completed" and not r.get("censored")
+        if usable and r.get("resque") is not None and r.get("epochs") is not None:
+            points[r["kind"]].append((float(r["resque"]), int(r["epochs"])))
+    return points
+
+
+def recalibrate(
+    runs: RunStore,
+    key: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    extra: Sequence[dict[str, Any]] = (),
+) -> dict[str, Calibration]:
+    """Fit each kind's calibration on every stored validation run with calibration ``key``
+    (plus ``extra`` documents not stored yet), save the fits to ``cache_dir`` and return them;
+    a kind with fewer than :data:`MIN_POINTS` usable runs keeps its prior."""
+    points: dict[str, list[tuple[float, int]]] = {"dist": [], "task": []}
+    docs = [*(_safe_load(runs, rid) for rid in runs.list()), *extra]
+    ids = []
+    for doc in docs:
+        if doc is None:
+            continue
+        got = _calibration_points(doc, key)
+        if got["dist"] or got["task"]:
+            ids.append(doc.get("run_id"))
+        for kind in points:
+            points[kind] += got[kind]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    fitted = load_calibrations(cache, key)
+    for kind, pts in points.items():
+        if len(pts) >= MIN_POINTS and len({p[0] for p in pts}) >= 2:
+            x, y = zip(*pts, strict=True)
+            fitted[kind] = fit_calibration(
+                x,
+                y,
+                kind=kind,
+                source=f"fit on {len(pts)} measured retrains from {len(ids)} validation run(s)",
+            )
+    save_calibrations(cache, key, fitted, meta={"runs": [i for i in ids if i]})
+    return fitted
+
+
+def _safe_load(runs: RunStore, run_id: str) -> dict[str, Any] | None:
+    try:
+        return runs.load(run_id)
+    except (ResqueError, OSError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- main entry
+def validate_plan(
+    plan: Plan,
+    *,
+    candidates: Sequence[str] | None = None,
+    limit: int | None = None,
+    config: RetrainConfig | None = None,
+    settings: CostSettings,
+    meter: Meter | str = "auto",
+    store: ResultStore | None = None,
+    runs: RunStore | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    recalibrate_after: bool = True,
+    probe_seconds: float = 0.5,
+    on_start: Callable[[int, int, str], None] | None = None,
+    on_run: Callable[[int, int, ValidationRun], None] | None = None,
+    on_epoch: Callable[[str, EpochRecord], None] | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Validation:
+    """Retrain the chosen candidates of ``plan`` and compare with the predictions.
+
+    ``candidates``: ids to retrain (default: all, or ``limit`` of them spread over the RESQUE
+    range). ``config``: the retraining procedure (default: :class:`RetrainConfig` with the
+    plan's seed and device). ``meter``: a meter or a name for :func:`make_meter`.
+    ``probe_seconds``: length of each energy-probe window. Callbacks: ``on_start(i, n,
+    candidate_id)`` before and ``on_run(i, n, run)`` after each candidate, ``on_epoch(
+    candidate_id, record)`` after each epoch, ``progress(stage, done, total)`` during scoring
+    and training; ``cancel()`` is polled often: cancelling keeps the finished runs and the
+    measured part of the current one.
+    """
+    started = time.perf_counter()
+    config = config or RetrainConfig(seed=plan.run.seed, device=plan.run.device)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"the number of candidates to retrain must be at least 1, got {limit}")
+    if candidates is not None:
+        candidates = list(dict.fromkeys(candidates))
+        chosen = [plan.candidate(cid) for cid in candidates]
+        if not chosen:
+            raise ConfigError("no candidate ids given: name at least one, or use --limit")
+        scored_plan = replace(plan, candidates=tuple(chosen))
+    else:
+        scored_plan = plan
+    ranking = rank_plan(scored_plan, store=store, progress=progress, cancel=cancel)
+    by_id = {r.candidate.id: r for r in ranking.results}
+    if candidates is not None:
+        ids = list(candidates)
+    elif limit is not None:
+        scores = [
+            (r.candidate.id, r.candidate.estimator, r.score.value) for r in ranking.results if r.ok
+        ]
+        ids = suggest_candidates(scores, limit)
+    else:
+        ids = [r.candidate.id for r in ranking.ordered]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    scorer = Scorer(
+        plan.resolved_model(),
+        plan.run,
+        store=store,
+        source_data=plan.resolve(plan.source),
+        progress=progress,
+        cancel=cancel,
+    )
+    sha = scorer.checkpoint_sha256()
+    key = calibration_key(sha, config.procedure())
+    before = load_calibrations(cache, key)
+    device = resolve_device(config.device)
+    the_meter = make_meter(meter, device=device) if isinstance(meter, str) else meter
+    out: list[ValidationRun] = []
+    cancelled = ranking.cancelled
+    session = _Session(
+        plan,
+        scorer,
+        config,
+        settings,
+        the_meter,
+        store,
+        before,
+        probe_seconds,
+        on_epoch,
+        progress,
+        cancel,
+    )
+    with the_meter:
+        for i, cid in enumerate(ids):
+            if cancelled or (cancel is not None and cancel()):
+                cancelled = True
+                break
+            if on_start is not None:
+                on_start(i, len(ids), cid)
+            scored = by_id.get(cid)
+            run = ValidationRun(
+                plan.candidate(cid), scored.score.value if scored and scored.ok else None
+            )
+            if scored is None or not scored.ok:
+                run.error = scored.error if scored else "not scored (cancelled)"
+            else:
+                cancelled = session.retrain(run)
+            out.append(run)
+            if on_run is not None:
+                on_run(i, len(ids), run)
+    validation = Validation(
+        plan=plan,
+        runs=out,
+        correlation=correlations([r.to_dict() for r in out]),
+        calibrations=before,
+        calibration_key=key,
+        checkpoint_sha256=sha,
+        config=config,
+        settings=settings,
+        seconds=time.perf_counter() - started,
+        cancelled=cancelled,
+    )
+    if runs is not None:
+        # stored first, so that the refit below counts this run like the earlier ones
+        validation.run_id = runs.save(validation.to_dict())
+    if recalibrate_after:
+        validation.calibrations = recalibrate(
+            runs or RunStore(cache),
+            key,
+            cache_dir=cache,
+            extra=[] if runs is not None else [validation.to_dict()],
+        )
+    validation.seconds = time.perf_counter() - started
+    if runs is not None:
+        runs.save(validation.to_dict(), run_id=validation.run_id)
+    return validation
+
+
+@dataclass
+class _Session:
+    """What every candidate's probe, prediction and retraining share within one validation."""
+
+    plan: Plan
+    scorer: Scorer
+    config: RetrainConfig
+    settings: CostSettings
+    meter: Meter
+    store: ResultStore | None
+    calibrations: dict[str, Calibration]
+    probe_seconds: float
+    on_epoch: Callable[[str, EpochRecord], None] | None
+    progress: Progress | None
+    cancel: Callable[[], bool] | None
+
+    def retrain(self, run: ValidationRun) -> bool:
+        """Probe, predict and retrain ``run``'s candidate into it; True if the user cancelled."""
+        c = run.candidate
+        on_epoch = self.on_epoch
+        try:
+            data = candidate_data(self.plan, c, scorer=self.scorer, config=self.config)
+            run.probe = probe_candidate(
+                self.plan,
+                c,
+                scorer=self.scorer,
+                config=self.config,
+                meter=self.meter,
+                store=self.store,
+                data=data,
+                seconds=self.probe_seconds,
+            )
+            run.prediction = predict_cost(
+                run.resque,
+                calibration=self.calibrations[c.estimator],
+                probe=run.probe,
+                settings=self.settings,
+            )
+            run.result = retrain(
+                self.scorer.checkpoint().model,
+                data,
+                config=self.config,
+                meter=self.meter,
+                intensity=self.settings.intensity,
+                on_epoch=(lambda rec: on_epoch(c.id, rec)) if on_epoch is not None else None,
+                progress=self.progress,
+                cancel=self.cancel,
+            )
+        except Cancelled:
+            return True
+        except ResqueError as e:
+            run.error = str(e)
+            return False
+        return run.result.status == "cancelled"
+
+
+class ValidationJob:
+    """:func:`validate_plan` in a background thread, with live state for a UI or a notebook.
+
+    ``options`` are :func:`validate_plan`'s keyword arguments except the callbacks. The worker
+    only writes this object's attributes (lists are replaced, never mutated, so a reader always
+    sees a consistent list): ``runs`` (finished runs as dicts), ``current`` (id being retrained),
+    ``index`` / ``total`` (its position), ``epochs`` (records of the current candidate),
+    ``stage`` / ``stage_done`` / ``stage_total`` (batches), and at the end ``result`` (the
+    validation document) or ``error`` (a message). :meth:`cancel` stops after the current batch;
+    what was measured is kept.
+    """
+
+    def __init__(self, plan: Plan, **options: Any):
+        self.plan = plan
+        self.options = options
+        self.runs: list[dict[str, Any]] = []
+        self.current: str | None = None
+        self.index = 0
+        self.total = 0
+        self.epochs: list[dict[str, Any]] = []
+        self.stage, self.stage_done, self.stage_total = "", 0, 0
+        self.result: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.started = time.perf_counter()
+        self._ended: float | None = None
+        self._cancel = threading.Event()
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._finished.is_set()
+
+    @property
+    def cancelling(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the job was created (frozen when it ends)."""
+        return (self._ended or time.perf_counter()) - self.started
+
+    def start(self) -> ValidationJob:
+        self._thread = threading.Thread(target=self._work, name="resque-validate", daemon=True)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (or ``timeout`` seconds); True if it ended."""
+        return self._finished.wait(timeout)
+
+    def _on_start(self, i: int, n: int, cid: str) -> None:
+        self.index, self.total, self.current, self.epochs = i, n, cid, []
+
+    def _on_run(self, _i: int, _n: int, run: ValidationRun) -> None:
+        self.runs = [*self.runs, run.to_dict()]
+
+    def _on_epoch(self, _cid: str, record: EpochRecord) -> None:
+        self.epochs = [*self.epochs, record.to_dict()]
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        self.stage, self.stage_done, self.stage_total = stage, done, total
+
+    def _work(self) -> None:
+        try:
+            validation = validate_plan(
+                self.plan,
+                **self.options,
+                on_start=self._on_start,
+                on_run=self._on_run,
+                on_epoch=self._on_epoch,
+                progress=self._progress,
+                cancel=self._cancel.is_set,
+            )
+            self.result = validation.to_dict()
+        except ResqueError as e:
+            self.error = str(e)
+        except Exception as e:  # a worker must always report and finish
+            self.error = f"unexpected error ({type(e).__name__}): {e}"
+        finally:
+            self.current = None
+            self._ended = time.perf_counter()
+            self._finished.set()

@@ -1,0 +1,108 @@
+"""Checkpoint page: choosing a file, bad files and sizes shown as errors, summary, layer picker."""
+
+from pathlib import Path
+
+import numpy as np
+from apptools import no_problems, open_app, tiny_plan
+
+
+def _checkpoint_page(plan):
+    at = open_app(plan).run()
+    return at.switch_page("pages/checkpoint.py").run()
+
+
+def _fill(at, *, arch="small_cnn", classes=10, channels=1, size="8"):
+    at.selectbox(key="ckpt_arch").set_value(arch)
+    at.number_input(key="ckpt_num_classes").set_value(classes)
+    at.number_input(key="ckpt_in_channels").set_value(channels)
+    at.text_input(key="ckpt_image_size").set_value(size)
+    return at
+
+
+def test_summary_metrics_and_layers_of_the_current_checkpoint(digits_checkpoint, digits_npz):
+    at = _checkpoint_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    no_problems(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Format"] == "state_dict"
+    assert int(metrics["Parameters"].replace(",", "")) > 90_000
+    assert len(metrics["SHA-256"]) == 12
+    # The seeded 20% held-out part of the 1,797 digits: 360 images, and a trained model.
+    assert float(metrics["Source accuracy"].rstrip("%")) > 80
+    layers = at.dataframe(key="ckpt_layers_table").value
+    assert list(layers["layer"][:2]) == ["features", "features.conv1"]
+    assert layers.set_index("layer").loc["features.conv3", "default for"] == "shifts, tasks"
+    # The layer picker starts on the default and writes a choice into the plan.
+    picker = at.selectbox(key="ckpt_layer")
+    assert picker.value == ""
+    picker.set_value("features.conv2").run()
+    no_problems(at)
+    assert at.session_state["plan"]["layer"] == "features.conv2"
+
+
+def test_upload_a_checkpoint_and_use_it(digits_checkpoint):
+    at = _checkpoint_page(tiny_plan("", "", candidates=[]))
+    assert at.info[0].value.startswith("Upload a checkpoint or give its path")
+    at.file_uploader(key="ckpt_upload").upload("digits.pt", Path(digits_checkpoint).read_bytes())
+    _fill(at).run()
+    at.button(key="ckpt_apply").click().run()
+    no_problems(at)
+    model = at.session_state["plan"]["model"]
+    saved = Path(model["checkpoint"])
+    assert saved.name == "digits.pt" and saved.read_bytes() == Path(digits_checkpoint).read_bytes()
+    assert (model["arch"], model["in_channels"], model["image_size"]) == ("small_cnn", 1, [8, 8])
+    assert at.dataframe(key="ckpt_layers_table").value.shape[0] > 5
+
+
+def test_corrupt_checkpoint_shows_an_error_and_keeps_the_plan(digits_checkpoint, digits_npz):
+    plan = tiny_plan(digits_checkpoint, digits_npz, candidates=[])
+    at = _checkpoint_page(plan)
+    at.radio(key="ckpt_how").set_value("Upload").run()
+    noise = np.random.default_rng(0).bytes(4096)
+    at.file_uploader(key="ckpt_upload").upload("broken.pt", noise)
+    _fill(at).run()
+    at.button(key="ckpt_apply").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("Could not use this checkpoint: ")
+    assert "broken.pt" in error.value
+    assert at.session_state["plan"]["model"]["checkpoint"] == digits_checkpoint
+    # The page stays usable: the current checkpoint's summary is still drawn.
+    assert {m.label for m in at.metric} >= {"Parameters", "Format"}
+
+
+def test_missing_path_shows_an_error(digits_checkpoint, digits_npz, tmp_path):
+    at = _checkpoint_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    at.text_input(key="ckpt_path").set_value(str(tmp_path / "nope.pt"))
+    _fill(at).run()
+    at.button(key="ckpt_apply").click().run()
+    assert not at.exception
+    assert "nope.pt" in at.error[0].value
+
+
+def test_image_size_too_small_for_the_model_is_an_error(digits_checkpoint, digits_npz):
+    at = _checkpoint_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    _fill(at, size="1").run()
+    at.button(key="ckpt_apply").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("Could not use this checkpoint: the model cannot take 1x1 images")
+    assert at.session_state["plan"]["model"]["image_size"] == [8, 8]
+
+
+def test_bad_mean_is_an_error(digits_checkpoint, digits_npz):
+    at = _checkpoint_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    _fill(at).run()
+    at.text_input(key="ckpt_mean").set_value("half").run()
+    at.button(key="ckpt_apply").click().run()
+    assert not at.exception
+    assert at.error[0].value == (
+        "Could not use this checkpoint: mean must be one number or comma-separated numbers "
+        "(e.g. 0.5 or 0.229,0.224,0.225), got 'half'"
+    )
+
+
+def test_trust_switch_warns_that_loading_runs_code(digits_checkpoint, digits_npz):
+    at = _checkpoint_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    assert not at.warning
+    at.toggle(key="ckpt_trusted").set_value(True).run()
+    assert at.warning[0].value == "Loading runs code from the file: only for files you trust."

@@ -1,0 +1,102 @@
+"""Carbon intensity table look-ups (codecarbon's offline data) and the CO2 arithmetic."""
+
+import json
+import re
+from pathlib import Path
+
+import codecarbon
+import pytest
+
+from resque_core._util import unknown_name_message
+from resque_core.carbon import (
+    DEFAULT_RELATIVE_UNCERTAINTY,
+    CarbonIntensity,
+    carbon_intensity,
+    co2_kg,
+    countries,
+    regions,
+)
+from resque_core.errors import ConfigError
+
+DATA = Path(codecarbon.__file__).resolve().parent / "data" / "private_infra"
+
+
+def test_country_comes_from_codecarbons_energy_mix_table():
+    table = json.loads((DATA / "global_energy_mix.json").read_text(encoding="utf-8"))
+    ci = carbon_intensity(country="fra")
+    assert ci.g_per_kwh == table["FRA"]["carbon_intensity"]
+    assert ci.year == table["FRA"]["year"]
+    assert ci.location == "FRA"
+    assert "global_energy_mix.json" in ci.source and "France" in ci.source
+    assert ci.relative_uncertainty == DEFAULT_RELATIVE_UNCERTAINTY
+    assert ci.pue == 1.0
+
+
+def test_no_location_is_the_world_average():
+    ci = carbon_intensity()
+    assert (ci.g_per_kwh, ci.location, ci.year) == (475.0, "world", 2019)
+
+
+def test_us_state_by_name_or_code_converts_lbs_per_mwh():
+    usa = json.loads((DATA / "2023" / "usa_emissions.json").read_text(encoding="utf-8"))
+    expected = usa["california"]["emissions"] * 453.59237 / 1000
+    by_name = carbon_intensity(country="USA", region="California")
+    by_code = carbon_intensity(country="USA", region="ca")
+    assert by_name.g_per_kwh == pytest.approx(expected)
+    assert by_code == by_name
+    assert by_name.location == "USA/california" and "eGRID" in by_name.source
+
+
+def test_chinese_province():
+    ci = carbon_intensity(country="CHN", region="sichuan")
+    assert ci.g_per_kwh == 156.4 and ci.location == "CHN/sichuan"
+
+
+def test_user_override_and_pue_in_the_co2_arithmetic():
+    ci = carbon_intensity(override_g_per_kwh=100.0, pue=1.5, relative_uncertainty=0.0)
+    assert ci == CarbonIntensity(100.0, "user value", "user", None, 0.0, 1.5)
+    # 2 kWh x 100 g/kWh x 1.5 = 300 g
+    assert co2_kg(2.0, ci) == pytest.approx(0.3)
+    assert co2_kg(0.0, ci) == 0.0
+
+
+def test_listings():
+    assert countries()["FRA"] == "France"
+    assert "california" in regions("usa")
+    assert regions("FRA") == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pue": 0.9}, "PUE must be a number >= 1.0 (1.0 = no facility overhead), got 0.9"),
+        (
+            {"override_g_per_kwh": -1.0},
+            "carbon intensity must be a number of g CO2e/kWh >= 0, got -1.0",
+        ),
+        (
+            {"relative_uncertainty": 1.5},
+            "the relative uncertainty of the carbon intensity must be a fraction in [0, 1), "
+            "got 1.5",
+        ),
+        ({"region": "bavaria"}, "region 'bavaria' needs a country (ISO-3 code, e.g. USA)"),
+        (
+            {"country": "DEU", "region": "bavaria"},
+            "no regional intensities for DEU: regions exist for USA and CHN only; "
+            "drop the region or give the intensity yourself",
+        ),
+    ],
+)
+def test_bad_input_messages(kwargs, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        carbon_intensity(**kwargs)
+
+
+def test_unknown_country_and_region_name_the_closest():
+    with pytest.raises(ConfigError) as e:
+        carbon_intensity(country="FRQ")
+    assert str(e.value) == unknown_name_message("country code (ISO-3)", "FRQ", countries())
+    with pytest.raises(ConfigError) as e:
+        carbon_intensity(country="USA", region="californa")
+    assert str(e.value) == unknown_name_message("USA region", "californa", regions("USA"))
+    assert "closest: california" in str(e.value)

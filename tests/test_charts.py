@@ -1,0 +1,140 @@
+"""Figure builders: the right traces, order and values from a ranking's JSON candidates."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from resque_core import charts
+from resque_core.errors import ConfigError
+
+
+def _cand(cid, kind, value, rank, *, shift=None, severity=None, per_class=None, ok=True):
+    c = {
+        "id": cid,
+        "kind": kind,
+        "label": cid,
+        "status": "ok" if ok else "failed",
+        "rank": rank if ok else None,
+        "resque": value if ok else None,
+    }
+    if shift is not None:
+        c["shift"], c["severity"] = shift, severity
+    if ok:
+        c["score"] = {"per_class": per_class or {}, "layer": "conv2", "cached": False}
+    else:
+        c["error"] = "data not found"
+    return c
+
+
+@pytest.fixture
+def candidates():
+    return [
+        _cand(
+            "noise-1",
+            "dist",
+            0.02,
+            1,
+            shift="gaussian_noise",
+            severity=1,
+            per_class={"0": 0.01, "1": 0.03},
+        ),
+        _cand(
+            "noise-5",
+            "dist",
+            0.09,
+            3,
+            shift="gaussian_noise",
+            severity=5,
+            per_class={"0": 0.08, "1": 0.1},
+        ),
+        _cand("blur-3", "dist", 0.05, 2, shift="gaussian_blur", severity=3, per_class={"1": 0.05}),
+        _cand("letters", "task", 0.7, 2, per_class={"A": 0.6, "B": 0.8}),
+        _cand("parity", "task", 0.4, 1, per_class={"even": 0.3, "odd": 0.5}),
+        _cand("broken", "task", None, None, ok=False),
+    ]
+
+
+def test_ranking_bars_one_panel_per_kind_in_rank_order(candidates):
+    fig = charts.ranking_bars(candidates)
+    dist, task = fig.data
+    assert list(dist.y) == ["1. noise-1", "2. blur-3", "3. noise-5"]
+    assert list(dist.x) == [0.02, 0.05, 0.09]
+    assert list(task.y) == ["1. parity", "2. letters"]
+    # Separate value axes: the two estimators are not comparable.
+    assert dist.xaxis != task.xaxis
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == [charts.KIND_TITLES["dist"], charts.KIND_TITLES["task"]]
+
+
+def test_ranking_bars_leaves_out_failed_and_handles_one_kind(candidates):
+    only_tasks = [c for c in candidates if c["kind"] == "task"]
+    fig = charts.ranking_bars(only_tasks)
+    assert len(fig.data) == 1
+    assert "broken" not in " ".join(fig.data[0].y)
+
+
+def test_ranking_bars_without_scores_shows_a_note():
+    fig = charts.ranking_bars([_cand("broken", "task", None, None, ok=False)])
+    assert not fig.data
+    assert fig.layout.annotations[0].text == "No scored candidates yet"
+
+
+def test_severity_lines_one_line_per_shift_sorted_by_severity(candidates):
+    fig = charts.severity_lines(candidates)
+    by_name = {t.name: t for t in fig.data}
+    assert set(by_name) == {"gaussian_noise", "gaussian_blur"}
+    assert list(by_name["gaussian_noise"].x) == [1, 5]
+    assert list(by_name["gaussian_noise"].y) == [0.02, 0.09]
+
+
+def test_class_heatmap_rows_in_rank_order_and_missing_cells_blank(candidates):
+    fig = charts.class_heatmap(candidates, kind="dist")
+    heat = fig.data[0]
+    assert list(heat.y) == ["1. noise-1", "2. blur-3", "3. noise-5"]
+    assert list(heat.x) == ["0", "1"]
+    assert math.isnan(heat.z[1][0]) and heat.z[1][1] == 0.05
+    tasks = charts.class_heatmap(candidates, kind="task").data[0]
+    assert list(tasks.x) == ["even", "odd", "A", "B"]
+
+
+def test_class_heatmap_rejects_an_unknown_kind(candidates):
+    with pytest.raises(
+        ConfigError, match=re.escape("unknown candidate kind 'both'; allowed: dist, task")
+    ):
+        charts.class_heatmap(candidates, kind="both")
+
+
+def test_layer_sweep_keeps_layer_order_and_gaps():
+    fig = charts.layer_sweep([("conv1", 0.1), ("conv2", None), ("fc", 0.3)], title="noise")
+    line = fig.data[0]
+    assert list(line.x) == ["conv1", "conv2", "fc"]
+    assert line.y[0] == 0.1 and math.isnan(line.y[1])
+    assert fig.layout.title.text == "noise"
+
+
+def test_shift_preview_grid_of_originals_and_severities():
+    rng = np.random.default_rng(0)
+    original = rng.random((3, 1, 8, 8))
+    shifted = {5: np.clip(original + 0.2, 0, 1), 1: original}
+    fig = charts.shift_preview(original, shifted, labels=["a", "b", "c"], shift_name="noise")
+    assert len(fig.data) == 3 * 3
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[:3] == ["original", "noise 1", "noise 5"]
+    first = fig.data[0].z
+    assert np.asarray(first).shape == (8, 8, 3)
+    assert np.asarray(first)[0, 0, 0] == round(original[0, 0, 0, 0] * 255)
+
+
+def test_shift_preview_rejects_mismatched_shapes():
+    original = np.zeros((2, 1, 8, 8))
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "shifted images for severity 3 have shape (1, 8, 8, 3), expected (2, 8, 8, 3)"
+        ),
+    ):
+        charts.shift_preview(original, {3: np.zeros((1, 1, 8, 8))})
+    with pytest.raises(ConfigError, match=re.escape("preview images must be [N, 1 or 3, H, W]")):
+        charts.shift_preview(np.zeros((2, 2, 8, 8)), {})

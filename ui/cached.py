@@ -1,0 +1,264 @@
+"""Engine objects shared through Streamlit's caches (the only place pages get them from).
+
+``st.cache_resource`` holds what is expensive to build and safe to share read-only between
+sessions: the result and run stores (one per cache folder), loaded checkpoints (keyed by content
+hash, architecture, classes, channels, trust and device) and loaded data sets (keyed by their
+content fingerprint). Never mutate what these functions return: the engine reads layers through
+hooks that fire only for the calling thread and are removed after use. ``st.cache_data`` keeps
+small derived values (layer lists, preview images). Values that took real compute (source
+accuracy) go to the disk cache, keyed by content like every RESQUE result.
+
+Every function raises :class:`~resque_core.errors.ResqueError` for bad input; pages show it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from resque_core import data as data_mod
+from resque_core.checkpoints import LayerInfo, LoadedCheckpoint, list_layers, load_checkpoint
+from resque_core.errors import ConfigError
+from resque_core.evaluate import HELD_OUT_FRACTION, accuracy, held_out
+from resque_core.pipeline import (
+    ModelConfig,
+    RunConfig,
+    Scorer,
+    default_image_size,
+    resolve_device,
+)
+from resque_core.plans import Plan
+from resque_core.runs import RunStore
+from resque_core.shifts import apply_shift, parse_shift
+from resque_core.store import ResultStore, canonical_key, default_cache_dir
+
+__all__ = [
+    "cache_dir",
+    "checkpoint",
+    "data_summary",
+    "dataset",
+    "device_name",
+    "input_size",
+    "layers",
+    "preprocess",
+    "result_store",
+    "run_store",
+    "shift_preview",
+    "source_accuracy",
+]
+
+
+def cache_dir() -> str:
+    """The cache folder: ``$RESQUE_CACHE_DIR`` if set, else ``~/.cache/resque``."""
+    return str(default_cache_dir())
+
+
+@st.cache_resource(show_spinner=False)
+def _result_store(directory: str) -> ResultStore:
+    return ResultStore(directory)
+
+
+@st.cache_resource(show_spinner=False)
+def _run_store(directory: str) -> RunStore:
+    return RunStore(directory)
+
+
+def _open(factory, directory: str):
+    try:
+        return factory(directory)
+    except OSError as e:
+        raise ConfigError(
+            f"cannot open the cache folder {directory}: {e.strerror or e}; "
+            "set RESQUE_CACHE_DIR to a writable folder"
+        ) from None
+
+
+def result_store() -> ResultStore:
+    """The result cache of :func:`cache_dir`, opened once per folder and process."""
+    return _open(_result_store, cache_dir())
+
+
+def run_store() -> RunStore:
+    """The stored runs of :func:`cache_dir`."""
+    return _open(_run_store, cache_dir())
+
+
+def device_name(run: RunConfig) -> str:
+    """The device a run uses ("cpu", "cuda", "cuda:1"); ConfigError if it is not available."""
+    return str(resolve_device(run.device))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _checkpoint(
+    sha256: str,
+    arch: str | None,
+    num_classes: int | None,
+    in_channels: int,
+    trusted: bool,
+    device: str,
+    _path: str,
+) -> LoadedCheckpoint:
+    ckpt = load_checkpoint(
+        _path, arch=arch, num_classes=num_classes, in_channels=in_channels, trusted=trusted
+    )
+    # Moved once, before it is shared; the Scorer finds it on its device and leaves it there.
+    ckpt.model.to(torch.device(device))
+    return ckpt
+
+
+def checkpoint(model: ModelConfig, device: str) -> LoadedCheckpoint:
+    """The loaded checkpoint of ``model`` on ``device`` (shared; never mutate it)."""
+    # The Scorer hashes through the store's (path, size, mtime) memo and words a missing file.
+    sha256 = Scorer(model, RunConfig(device=device), store=result_store()).checkpoint_sha256()
+    return _checkpoint(
+        sha256,
+        model.arch,
+        model.num_classes,
+        model.in_channels,
+        model.trusted,
+        device,
+        _path=model.checkpoint,
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _layers(
+    sha256: str, device: str, shape: tuple[int, int, int], _ckpt: LoadedCheckpoint
+) -> list[LayerInfo]:
+    return list_layers(_ckpt, input_shape=shape)
+
+
+def layers(ckpt: LoadedCheckpoint, device: str, image_size: tuple[int, int]) -> list[LayerInfo]:
+    """Layers RESQUE can read, with output shapes for inputs of ``image_size`` (H, W)."""
+    return _layers(ckpt.sha256, device, (ckpt.in_channels, *image_size), _ckpt=ckpt)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _dataset(fingerprint: str, spec: str) -> data_mod.ImageSet:
+    return data_mod.load_data(spec)
+
+
+def dataset(spec: str) -> data_mod.ImageSet:
+    """The labelled images of a data spec at their native size (shared; never mutate them)."""
+    return _dataset(data_mod.data_fingerprint(spec), spec)
+
+
+def preprocess(model: ModelConfig, source: data_mod.ImageSet, channels: int) -> data_mod.Preprocess:
+    """The model's input preprocessing: ``model.image_size``, else the source's native size."""
+    size = model.image_size or tuple(source.images.shape[-2:])
+    return data_mod.Preprocess(image_size=size, channels=channels, mean=model.mean, std=model.std)
+
+
+def input_size(plan: Plan, model: ModelConfig, arch: str | None) -> tuple[int, int]:
+    """(H, W) the model is fed: ``model.image_size``, else the source data's native size, else
+    the architecture's usual size (224 for torchvision models, 32 for the project's)."""
+    if model.image_size:
+        return model.image_size
+    if plan.source:
+        return tuple(dataset(plan.resolve(plan.source)).images.shape[-2:])
+    return default_image_size(arch)
+
+
+def source_accuracy(plan: Plan) -> tuple[float, int]:
+    """(top-1 accuracy in [0, 1], number of images) of the plan's model on the seeded
+    ``HELD_OUT_FRACTION`` held-out part of its source data; stored in the disk cache."""
+    model, run = plan.resolved_model(), plan.run
+    source_spec = plan.resolve(plan.source)
+    device = device_name(run)
+    ckpt = checkpoint(model, device)
+    key = canonical_key(
+        "source_accuracy",
+        {
+            "sha256": ckpt.sha256,
+            "arch": model.arch,
+            "num_classes": model.num_classes,
+            "in_channels": model.in_channels,
+            "image_size": model.image_size,
+            "mean": model.mean,
+            "std": model.std,
+            "data": data_mod.data_fingerprint(source_spec),
+            "held_out": HELD_OUT_FRACTION,
+            "seed": run.seed,
+        },
+    )
+    store = result_store()
+    hit = store.get(key)
+    if hit is not None:
+        return float(hit[0]["accuracy"]), int(hit[0]["n"])
+    source = dataset(source_spec)
+    idx = held_out(source.labels.numpy(), fraction=HELD_OUT_FRACTION, seed=run.seed)
+    part = source.subset(torch.from_numpy(idx))
+    value = accuracy(
+        ckpt,
+        part,
+        preprocess(model, source, ckpt.in_channels),
+        batch_size=run.batch_size,
+        device=device,
+    )
+    store.put(key, {"accuracy": value, "n": len(idx)})
+    return value, len(idx)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _preview(
+    fingerprint: str,
+    spec: str,
+    shift: str,
+    severities: tuple[int, ...],
+    image_size: tuple[int, int] | None,
+    channels: int,
+    n: int,
+    seed: int,
+) -> tuple[np.ndarray, dict[int, np.ndarray], list[str]]:
+    images = dataset(spec)
+    labels = images.labels.numpy()
+    rng = np.random.default_rng(seed)
+    # One sample from each of the first n classes present, so the rows show different classes.
+    picks = [int(rng.choice(np.flatnonzero(labels == c))) for c in np.unique(labels)[:n]]
+    idx = torch.tensor(picks)
+    size = image_size or tuple(images.images.shape[-2:])
+    pre = data_mod.Preprocess(image_size=size, channels=channels)
+    x = pre.to_unit(images.images[idx], device=torch.device("cpu"))
+    shifted = {}
+    for severity in severities:
+        gen = torch.Generator().manual_seed(seed)
+        shifted[severity] = apply_shift(
+            x, parse_shift(f"{shift}:{severity}"), generator=gen
+        ).numpy()
+    return x.numpy(), shifted, [images.classes[int(labels[i])] for i in picks]
+
+
+def shift_preview(
+    spec: str,
+    shift: str,
+    severities: tuple[int, ...],
+    *,
+    model: ModelConfig,
+    n: int = 4,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[int, np.ndarray], list[str]]:
+    """Up to ``n`` source images (one per class) in [0, 1] as the model sees them ([n, C, H, W]),
+    the same images after ``shift`` at each severity, and their class names."""
+    return _preview(
+        data_mod.data_fingerprint(spec),
+        spec,
+        shift,
+        tuple(severities),
+        model.image_size,
+        model.in_channels,
+        n,
+        seed,
+    )
+
+
+def data_summary(spec: str) -> dict[str, Any]:
+    """Images, classes and image shape of a data spec (loads it through the shared cache)."""
+    images = dataset(spec)
+    return {
+        "images": int(images.images.shape[0]),
+        "classes": len(images.classes),
+        "shape": "×".join(str(v) for v in images.images.shape[1:]),
+    }

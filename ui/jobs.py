@@ -1,0 +1,256 @@
+"""Rankings computed in a background thread, with per-candidate progress and a working Cancel.
+
+Why a thread: Streamlit reruns the whole script on every click, so a computation running inside
+the script cannot react to a click on "Cancel" until it has finished. Here the script starts
+:func:`resque_core.ranking.rank_plan` in a worker thread and returns at once; the page polls the
+job with ``st.fragment(run_every=...)``, which redraws the progress and keeps Cancel clickable.
+Cancel sets a ``threading.Event`` that ``rank_plan``'s ``cancel`` callback reads after every batch;
+the candidates finished so far are kept. When the job ends, the fragment reruns the whole page,
+which then draws the ranking.
+
+Jobs belong to one browser session (kept in ``st.session_state``, keyed by the plan's content id)
+and the worker never calls Streamlit. A plan whose results are all in the disk cache finishes
+within :data:`QUICK_SECONDS`, so its ranking is drawn in the same script run, with no progress bar.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import streamlit as st
+
+from resque_core.errors import ResqueError
+from resque_core.plans import Plan
+from resque_core.ranking import CandidateResult, rank_plan
+
+from . import cached, state
+from .feedback import user_errors
+from .widgets import plan_problem
+
+__all__ = [
+    "RankJob",
+    "forget",
+    "job_for",
+    "layer_sweep",
+    "progress_panel",
+    "ranking_view",
+    "start",
+]
+
+POLL_SECONDS = 0.5
+QUICK_SECONDS = 1.5
+_JOBS = "rank_jobs"
+_KEEP = 6  # jobs (plans) remembered per session; older ones are dropped
+
+
+@dataclass
+class RankJob:
+    """One ranking being computed (or computed) for one plan; written by the worker only."""
+
+    plan_key: str
+    titles: list[str]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    stage: str = ""
+    stage_done: int = 0
+    stage_total: int = 0
+    ranking: dict[str, Any] | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def running(self) -> bool:
+        return not self.finished.is_set()
+
+    @property
+    def fraction(self) -> float:
+        """Share of the plan done, in [0, 1] (finished candidates plus the current one's part)."""
+        n = max(len(self.titles), 1)
+        part = self.stage_done / self.stage_total if self.stage_total else 0.0
+        return min(1.0, (len(self.results) + part) / n)
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        self.stage, self.stage_done, self.stage_total = stage, done, total
+
+    def _candidate(self, _i: int, _n: int, result: CandidateResult) -> None:
+        self.results = [*self.results, result.to_dict()]
+        self.stage, self.stage_done, self.stage_total = "", 0, 0
+
+
+def _work(job: RankJob, plan: Plan, store: Any, runs: Any) -> None:
+    try:
+        ranking = rank_plan(
+            plan,
+            store=store,
+            runs=runs,
+            progress=job._progress,
+            on_candidate=job._candidate,
+            cancel=job.cancel.is_set,
+        )
+        job.ranking = ranking.to_dict()
+    except ResqueError as e:
+        job.error = str(e)
+    except Exception as e:  # noqa: BLE001 - a worker must always report and finish
+        job.error = f"unexpected error ({type(e).__name__}): {e}"
+    finally:
+        job.finished.set()
+
+
+def _jobs() -> dict[str, RankJob]:
+    if _JOBS not in st.session_state:
+        st.session_state[_JOBS] = {}
+    return st.session_state[_JOBS]
+
+
+def job_for(plan_key: str) -> RankJob | None:
+    """This session's job for the plan with content id ``plan_key``, if one was started."""
+    return _jobs().get(plan_key)
+
+
+def forget(plan_key: str) -> None:
+    """Drop the job of a plan (cancelling it if it still runs), e.g. to compute it again."""
+    job = _jobs().pop(plan_key, None)
+    if job is not None:
+        job.cancel.set()
+
+
+def start(plan: Plan, plan_key: str) -> RankJob:
+    """Start ranking ``plan`` in a worker thread; wait up to QUICK_SECONDS for it to finish.
+
+    Raises ResqueError (nothing started) if the cache folder cannot be opened.
+    """
+    jobs = _jobs()
+    store, runs = cached.result_store(), cached.run_store()
+    job = RankJob(plan_key=plan_key, titles=[c.title for c in plan.candidates])
+    jobs.pop(plan_key, None)
+    jobs[plan_key] = job
+    for old in list(jobs)[:-_KEEP]:
+        forget(old)
+    threading.Thread(
+        target=_work, args=(job, plan, store, runs), name=f"resque-rank-{plan_key}", daemon=True
+    ).start()
+    job.finished.wait(QUICK_SECONDS)
+    return job
+
+
+def progress_panel(job: RankJob, *, key_prefix: str) -> None:
+    """Draw the progress of a running job with a Cancel button; rerun the page when it ends."""
+
+    @st.fragment(run_every=POLL_SECONDS)
+    def panel() -> None:
+        if not job.running:
+            st.rerun()
+        n = len(job.titles)
+        done = len(job.results)
+        current = job.titles[done] if done < n else ""
+        if job.cancel.is_set():
+            text = "Cancelling… (stops after the current batch)"
+        elif job.stage:
+            text = (
+                f"Candidate {done + 1} of {n}: {current} — {job.stage} "
+                f"{job.stage_done}/{job.stage_total} images"
+            )
+        else:
+            text = f"Candidate {min(done + 1, n)} of {n}: {current}"
+        st.progress(job.fraction, text=text)
+        col_info, col_cancel = st.columns([5, 1])
+        col_info.caption(
+            f"{done} of {n} candidates done · {time.perf_counter() - job.started:.0f} s · "
+            "finished candidates are cached, so a cancelled ranking resumes where it stopped"
+        )
+        col_cancel.button(
+            "Cancel",
+            key=f"{key_prefix}_cancel",
+            icon=":material/stop_circle:",
+            on_click=job.cancel.set,
+            disabled=job.cancel.is_set(),
+            width="stretch",
+        )
+        if job.results:
+            st.dataframe(
+                [
+                    {
+                        "candidate": r["label"],
+                        "kind": r["kind"],
+                        "RESQUE": r["resque"],
+                        "status": r["status"],
+                    }
+                    for r in job.results
+                ],
+                hide_index=True,
+                width="stretch",
+            )
+
+    panel()
+
+
+def ranking_view(plan: Plan, *, key_prefix: str) -> dict[str, Any] | None:
+    """The ranking of ``plan`` as its JSON dict, computing it if needed.
+
+    Starts the job on first call (a cached plan is ready at once), draws progress with Cancel
+    while it runs, and explains what is missing or what failed; returns None in those cases.
+    """
+    if (problem := plan_problem(plan)) is not None:
+        text, page = problem
+        st.info(text, icon=":material/info:")
+        st.page_link(page, label="Go there", icon=":material/arrow_forward:")
+        return None
+    key = state.plan_key()
+    job = job_for(key)
+    if job is None:
+        with user_errors("Could not start the ranking") as box:
+            job = start(plan, key)
+        if box.failed:
+            return None
+    if job.running:
+        progress_panel(job, key_prefix=key_prefix)
+        return None
+    if job.error is not None:
+        st.error(f"The ranking stopped: {job.error}", icon="⚠️")
+        st.button("Try again", key=f"{key_prefix}_retry", on_click=forget, args=(key,))
+        return None
+    ranking = job.ranking
+    if ranking["cancelled"]:
+        done = len(ranking["candidates"])
+        st.warning(
+            f"Cancelled after {done} of {len(plan.candidates)} candidates: the ranking below "
+            "covers only those. Finished candidates are cached, so computing again resumes.",
+            icon=":material/pause_circle:",
+        )
+        st.button(
+            "Compute the rest",
+            key=f"{key_prefix}_resume",
+            on_click=forget,
+            args=(key,),
+            icon=":material/play_arrow:",
+        )
+    return ranking
+
+
+def layer_sweep(
+    plan: Plan,
+    candidate_id: str,
+    layers: Sequence[str],
+    *,
+    on_layer: Callable[[int, int, str], None] | None = None,
+) -> list[tuple[str, float | None, str | None]]:
+    """RESQUE of one candidate at each of ``layers``: [(layer, value or None, error or None)].
+
+    Each layer is scored as a one-candidate plan with that layer, so results share the disk cache
+    with rankings. ``on_layer(i, n, layer)`` is called before each layer.
+    """
+    candidate = plan.candidate(candidate_id)
+    store = cached.result_store()
+    points = []
+    for i, name in enumerate(layers):
+        if on_layer is not None:
+            on_layer(i, len(layers), name)
+        one = replace(plan, layer=name, candidates=(candidate,))
+        result = rank_plan(one, store=store).results[0]
+        points.append((name, result.score.value if result.ok else None, result.error))
+    return points

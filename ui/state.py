@@ -1,0 +1,163 @@
+"""Per-session state: the current plan (as its JSON dict) and the session's upload folder.
+
+Everything lives in ``st.session_state``, so two browser sessions never see each other's plan or
+files. The plan is kept as the plain dict of :meth:`resque_core.plans.Plan.to_dict` plus the folder
+its relative paths are resolved against; every change is validated with
+:func:`resque_core.plans.plan_from_dict` before it is stored, so the stored plan is always valid.
+A session opens on the shipped demo plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from resque_core.cli import DEMO_PLAN
+from resque_core.errors import ResqueError
+from resque_core.plans import PLAN_VERSION, Plan, load_plan, plan_from_dict
+
+__all__ = [
+    "base_dir",
+    "current_plan",
+    "is_demo",
+    "load_demo",
+    "new_comparison",
+    "plan_doc",
+    "plan_key",
+    "save_upload",
+    "set_plan",
+    "startup_error",
+    "upload_dir",
+]
+
+_PLAN = "plan"
+_BASE = "plan_base_dir"
+_DEMO = "plan_is_demo"
+_ERROR = "plan_startup_error"
+_UPLOADS = "upload_dir"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _blank(run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A plan with no checkpoint, source or candidates (keeps the given run settings)."""
+    doc: dict[str, Any] = {
+        "version": PLAN_VERSION,
+        "name": "my comparison",
+        "model": {"checkpoint": "", "in_channels": 3},
+        "source": "",
+        "layer": None,
+        "candidates": [],
+    }
+    if run is not None:
+        doc["run"] = run
+    return doc
+
+
+def _ensure() -> None:
+    if _PLAN in st.session_state:
+        return
+    try:
+        load_demo()
+    except ResqueError as e:
+        # A broken install must not make the app unusable: open on an empty plan and say why.
+        st.session_state[_ERROR] = f"the demo plan could not be opened: {e}"
+        st.session_state[_PLAN] = _blank()
+        st.session_state[_BASE] = str(Path.cwd())
+        st.session_state[_DEMO] = False
+
+
+def startup_error() -> str | None:
+    """Why the demo plan could not be opened at start, if it could not."""
+    _ensure()
+    return st.session_state.get(_ERROR)
+
+
+def plan_doc() -> dict[str, Any]:
+    """A copy of the current plan's dict (change it, then store it with :func:`set_plan`)."""
+    _ensure()
+    return copy.deepcopy(st.session_state[_PLAN])
+
+
+def base_dir() -> str:
+    """Folder against which the current plan's relative paths are resolved."""
+    _ensure()
+    return st.session_state[_BASE]
+
+
+def current_plan() -> Plan:
+    """The current plan, validated."""
+    return plan_from_dict(plan_doc(), base_dir=base_dir())
+
+
+def set_plan(doc: dict[str, Any], *, base: str | None = None) -> Plan:
+    """Validate ``doc`` and make it the current plan; ConfigError (nothing stored) if invalid."""
+    plan = plan_from_dict(doc, base_dir=base or base_dir())
+    st.session_state[_PLAN] = plan.to_dict()
+    st.session_state[_BASE] = plan.base_dir
+    st.session_state[_DEMO] = False
+    return plan
+
+
+def load_demo() -> Plan:
+    """Make the shipped demo plan the current plan."""
+    plan = load_plan(DEMO_PLAN)
+    st.session_state[_PLAN] = plan.to_dict()
+    st.session_state[_BASE] = plan.base_dir
+    st.session_state[_DEMO] = True
+    st.session_state.pop(_ERROR, None)
+    return plan
+
+
+def new_comparison() -> Plan:
+    """Replace the current plan by an empty one that keeps the run settings."""
+    return set_plan(_blank(plan_doc().get("run")), base=str(Path.cwd()))
+
+
+def is_demo() -> bool:
+    """True while the current plan is the unchanged demo plan."""
+    _ensure()
+    return bool(st.session_state.get(_DEMO))
+
+
+def plan_key(doc: dict[str, Any] | None = None, base: str | None = None) -> str:
+    """Short content id of a plan (default: the current one) and its base folder."""
+    text = json.dumps(
+        {"plan": doc if doc is not None else plan_doc(), "base": base or base_dir()},
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def upload_dir() -> Path:
+    """This session's folder for uploaded files (created on first use)."""
+    if _UPLOADS not in st.session_state:
+        st.session_state[_UPLOADS] = tempfile.mkdtemp(prefix="resque-uploads-")
+    path = Path(st.session_state[_UPLOADS])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_upload(name: str, content: bytes) -> Path:
+    """Write an uploaded file into the session folder and return its path.
+
+    The file keeps a sanitised version of its name (no folders, no odd characters) inside a
+    sub-folder named by its content hash, so equal uploads are written once and different files
+    with the same name never overwrite each other.
+    """
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    safe = _UNSAFE.sub("_", Path(name).name).strip("._")[:100] or "upload"
+    folder = upload_dir() / digest
+    folder.mkdir(exist_ok=True)
+    path = folder / safe
+    if not path.exists():
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(content)
+        tmp.replace(path)
+    return path

@@ -1,0 +1,137 @@
+"""Inputs and small displays used by several pages.
+
+Every widget key is built from the caller's page prefix (``f"{prefix}_how"``), so tests and the
+pages address the same widget by the same name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import streamlit as st
+
+from resque_core.plans import Plan
+
+from . import state
+
+__all__ = [
+    "KIND_LABELS",
+    "data_spec_input",
+    "plan_problem",
+    "plan_sidebar",
+    "ranking_rows",
+    "unique_id",
+]
+
+KIND_LABELS = {"dist": "distribution shift", "task": "new task"}
+_WHERE = ("Built-in", "Upload", "Path on the server", "torchvision")
+_DATA_HELP = (
+    "Labelled images: a folder with one sub-folder per class, a .zip of such a folder, or an "
+    ".npz with arrays x (N,H,W or N,H,W,C) and y (N,), optional classes."
+)
+
+
+def data_spec_input(
+    prefix: str, *, builtins: Sequence[str], descriptions: dict[str, str] | None = None
+) -> str | None:
+    """Inputs for one labelled data set; returns its data spec, or None while incomplete.
+
+    Uploads are written to the session's folder and referred to by that path.
+    """
+    where = st.radio(
+        "Where is the data?", _WHERE, key=f"{prefix}_how", horizontal=True, help=_DATA_HELP
+    )
+    if where == "Built-in":
+        name = st.selectbox(
+            "Built-in data set",
+            builtins,
+            key=f"{prefix}_builtin",
+            format_func=lambda n: f"{n} — {descriptions[n]}" if descriptions else n,
+            help="Data sets that ship with the tool or its dependencies; nothing is downloaded.",
+        )
+        return f"builtin:{name}" if name else None
+    if where == "Upload":
+        upload = st.file_uploader(
+            "Data file (.zip or .npz)", type=["zip", "npz"], key=f"{prefix}_upload", help=_DATA_HELP
+        )
+        return str(state.save_upload(upload.name, upload.getvalue())) if upload else None
+    if where == "Path on the server":
+        path = st.text_input(
+            "Folder, .zip or .npz on the server",
+            key=f"{prefix}_path",
+            placeholder="/data/new_camera/",
+            help=_DATA_HELP + " The path is read by the machine that runs this app.",
+        )
+        return path.strip() or None
+    name_col, root_col, split_col = st.columns([2, 3, 1])
+    name = name_col.text_input(
+        "torchvision data set", key=f"{prefix}_tv_name", placeholder="CIFAR10"
+    ).strip()
+    root = root_col.text_input(
+        "Root folder (already downloaded)",
+        key=f"{prefix}_tv_root",
+        placeholder="/data/cifar",
+        help="The folder torchvision would use as root=; nothing is downloaded.",
+    ).strip()
+    split = split_col.selectbox("Split", ("train", "test"), key=f"{prefix}_tv_split")
+    return f"torchvision:{name}:{root}:{split}" if name and root else None
+
+
+def plan_problem(plan: Plan) -> tuple[str, str] | None:
+    """(what is missing, page that fixes it) if the plan cannot be ranked yet, else None."""
+    if not plan.model.checkpoint:
+        return "Choose a checkpoint first.", "pages/checkpoint.py"
+    if not plan.source:
+        return "Set the source data (what the model was trained on).", "pages/candidates.py"
+    if not plan.candidates:
+        return "Add at least one candidate: a shift or a new task.", "pages/candidates.py"
+    return None
+
+
+def plan_sidebar() -> None:
+    """The current plan in one glance, in the sidebar."""
+    doc = state.plan_doc()
+    model = doc.get("model", {})
+    with st.sidebar:
+        st.caption("Current comparison")
+        st.markdown(f"**{doc.get('name', 'untitled')}**" + (" · demo" if state.is_demo() else ""))
+        checkpoint = model.get("checkpoint") or "—"
+        st.caption(
+            f"Checkpoint: `{checkpoint.rsplit('/', 1)[-1]}`  \n"
+            f"Source: `{doc.get('source') or '—'}`  \n"
+            f"Candidates: {len(doc.get('candidates', []))}"
+        )
+
+
+def unique_id(text: str, taken: Iterable[str]) -> str:
+    """A plan candidate id made from ``text`` (letters, digits, '.', '_', '-'), not in ``taken``."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:56] or "candidate"
+    taken = set(taken)
+    cid, n = base, 2
+    while cid in taken:
+        cid, n = f"{base}-{n}", n + 1
+    return cid
+
+
+def ranking_rows(candidates: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows of a ranking's candidates (ranked first, then failed ones with the reason)."""
+    rows = []
+    for c in candidates:
+        score = c.get("score") or {}
+        rows.append(
+            {
+                "rank": c.get("rank"),
+                "kind": KIND_LABELS[c["kind"]],
+                "candidate": c["label"],
+                "RESQUE": c.get("resque"),
+                "layer": score.get("layer"),
+                "images": score.get("n_target"),
+                "seconds": score.get("compute_seconds"),
+                "cached": score.get("cached"),
+                "status": "ok" if c["status"] == "ok" else f"failed: {c.get('error', '')}",
+                "id": c["id"],
+            }
+        )
+    return rows
