@@ -30,8 +30,9 @@ def _joined(values: tuple[float, ...]) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
 
-_init("ckpt_how", "Path on the server" if model.checkpoint else "Upload")
-_init("ckpt_path", model.checkpoint)
+# An empty checkpoint stays empty (resolving it would give the plan's folder).
+_init("ckpt_how", "Path on the server" if plan.model.checkpoint else "Upload")
+_init("ckpt_path", model.checkpoint if plan.model.checkpoint else "")
 _init("ckpt_arch", model.arch or "")
 _init("ckpt_num_classes", model.num_classes)
 _init("ckpt_in_channels", model.in_channels)
@@ -148,7 +149,8 @@ with st.container(border=True):
             doc["model"] = {
                 "checkpoint": path,
                 "arch": new_model.arch,
-                "num_classes": new_model.num_classes,
+                # What the file says when the field was left empty: the plan stays explicit.
+                "num_classes": new_model.num_classes or ckpt.num_classes,
                 "in_channels": new_model.in_channels,
                 "trusted": trusted,
                 "image_size": list(new_model.image_size) if new_model.image_size else None,

@@ -55,3 +55,15 @@ def tiny_plan(checkpoint: str, source: str, *, candidates: list[dict] | None = N
             {"id": "parity", "kind": "task", "data": "builtin:digits-parity"},
         ],
     }
+
+
+def table(at: AppTest, column: str):
+    """The first table on the page with a ``column`` column, as a pandas DataFrame.
+
+    (Read-only tables carry no key in AppTest, so they are found by their columns.)
+    """
+    for frame in at.dataframe:
+        value = frame.value
+        if column in value.columns:
+            return value
+    raise AssertionError(f"no table with a {column!r} column on the page")

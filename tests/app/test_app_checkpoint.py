@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import numpy as np
-from apptools import no_problems, open_app, tiny_plan
+from apptools import no_problems, open_app, table, tiny_plan
 
 
 def _checkpoint_page(plan):
@@ -28,8 +28,8 @@ def test_summary_metrics_and_layers_of_the_current_checkpoint(digits_checkpoint,
     assert len(metrics["SHA-256"]) == 12
     # The seeded 20% held-out part of the 1,797 digits: 360 images, and a trained model.
     assert float(metrics["Source accuracy"].rstrip("%")) > 80
-    layers = at.dataframe(key="ckpt_layers_table").value
-    assert list(layers["layer"][:2]) == ["features", "features.conv1"]
+    layers = table(at, "output shape")
+    assert list(layers["layer"][:2]) == ["features.conv1", "features.bn1"]
     assert layers.set_index("layer").loc["features.conv3", "default for"] == "shifts, tasks"
     # The layer picker starts on the default and writes a choice into the plan.
     picker = at.selectbox(key="ckpt_layer")
@@ -50,7 +50,7 @@ def test_upload_a_checkpoint_and_use_it(digits_checkpoint):
     saved = Path(model["checkpoint"])
     assert saved.name == "digits.pt" and saved.read_bytes() == Path(digits_checkpoint).read_bytes()
     assert (model["arch"], model["in_channels"], model["image_size"]) == ("small_cnn", 1, [8, 8])
-    assert at.dataframe(key="ckpt_layers_table").value.shape[0] > 5
+    assert table(at, "output shape").shape[0] > 5
 
 
 def test_corrupt_checkpoint_shows_an_error_and_keeps_the_plan(digits_checkpoint, digits_npz):

@@ -1,0 +1,144 @@
+"""Candidates page: source, adding shifts / tasks, preview, edit and remove, plan files, bad data."""
+
+import json
+
+from apptools import no_problems, open_app, table, tiny_plan
+
+
+def _candidates_page(plan):
+    at = open_app(plan).run()
+    return at.switch_page("pages/candidates.py").run()
+
+
+def _ids(at) -> list[str]:
+    return [c["id"] for c in at.session_state["plan"]["candidates"]]
+
+
+def test_source_summary_and_shift_preview(digits_checkpoint, digits_npz):
+    at = _candidates_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    no_problems(at)
+    assert "1,797 images, 10 classes, 1×8×8 each" in at.markdown[0].value
+    at.selectbox(key="cand_shift").set_value("gaussian_blur")
+    at.multiselect(key="cand_severities").set_value([2, 4]).run()
+    no_problems(at)
+    (preview,) = at.get("plotly_chart")
+    spec = json.loads(preview.proto.spec)
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    assert titles[:3] == ["original", "gaussian_blur 2", "gaussian_blur 4"]
+    assert len(spec["data"]) == 4 * 3  # four classes, original + two severities
+
+
+def test_add_shifts_and_a_builtin_task_then_edit_and_remove(digits_checkpoint, digits_npz):
+    at = _candidates_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    at.selectbox(key="cand_shift").set_value("contrast")
+    at.multiselect(key="cand_severities").set_value([1, 3]).run()
+    at.button(key="cand_add_shift").click().run()
+    no_problems(at)
+    assert _ids(at) == ["contrast-1", "contrast-3"]
+    # Adding the same shifts again gives fresh ids, never a duplicate.
+    at.button(key="cand_add_shift").click().run()
+    assert _ids(at) == ["contrast-1", "contrast-3", "contrast-1-2", "contrast-3-2"]
+
+    at.radio(key="cand_task_how").set_value("Built-in").run()
+    at.selectbox(key="cand_task_builtin").set_value("shapes")
+    at.text_input(key="cand_task_label").set_value("Shapes").run()
+    at.button(key="cand_add_task").click().run()
+    no_problems(at)
+    assert at.session_state["plan"]["candidates"][-1] == {
+        "id": "Shapes",
+        "kind": "task",
+        "data": "builtin:shapes",
+        "label": "Shapes",
+    }
+    assert list(table(at, "what")["id"]) == _ids(at)
+
+    at.selectbox(key="cand_edit_id").set_value("contrast-3").run()
+    assert at.text_input(key="cand_edit_target").value == "contrast:3"
+    at.text_input(key="cand_edit_target").set_value("contrast:5")
+    at.text_input(key="cand_edit_label").set_value("Faded").run()
+    at.button(key="cand_edit_save").click().run()
+    no_problems(at)
+    edited = at.session_state["plan"]["candidates"][1]
+    assert (edited["shift"], edited["label"]) == ("contrast:5", "Faded")
+
+    at.selectbox(key="cand_edit_id").set_value("contrast-1-2").run()
+    at.button(key="cand_remove").click().run()
+    assert _ids(at) == ["contrast-1", "contrast-3", "contrast-3-2", "Shapes"]
+    at.button(key="cand_remove_all").click().run()
+    assert _ids(at) == []
+    assert at.info[0].value == "No candidates yet: add shifts or tasks above."
+
+
+def test_an_invalid_edit_is_refused_with_the_reason(digits_checkpoint, digits_npz):
+    at = _candidates_page(tiny_plan(digits_checkpoint, digits_npz))
+    at.selectbox(key="cand_edit_id").set_value("noise-5").run()
+    at.text_input(key="cand_edit_target").set_value("gaussian_noise:9").run()
+    at.button(key="cand_edit_save").click().run()
+    assert not at.exception
+    assert at.error[0].value == (
+        "Could not save the changes: severity 9 is out of range for shift 'gaussian_noise': use 1-5"
+    )
+    assert at.session_state["plan"]["candidates"][1]["shift"] == "gaussian_noise:5"
+
+
+def test_upload_a_task_npz(digits_checkpoint, digits_npz, task_npz):
+    at = _candidates_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    at.radio(key="cand_task_how").set_value("Upload").run()
+    at.file_uploader(key="cand_task_upload").upload("abc_letters.npz", task_npz).run()
+    at.button(key="cand_add_task").click().run()
+    no_problems(at)
+    (task,) = at.session_state["plan"]["candidates"]
+    assert (task["id"], task["kind"], task["label"]) == ("abc_letters", "task", "abc_letters")
+    assert task["data"].endswith("abc_letters.npz")
+
+
+def test_zip_with_path_traversal_is_refused(digits_checkpoint, digits_npz, traversal_zip):
+    at = _candidates_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    at.radio(key="cand_task_how").set_value("Upload").run()
+    at.file_uploader(key="cand_task_upload").upload("evil.zip", traversal_zip).run()
+    at.button(key="cand_add_task").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("Could not add this task: ")
+    assert "../../evil/b.png" in error.value
+    assert _ids(at) == []
+
+
+def test_missing_source_path_is_an_error(digits_checkpoint, digits_npz, tmp_path):
+    at = _candidates_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    at.radio(key="cand_source_how").set_value("Path on the server").run()
+    at.text_input(key="cand_source_path").set_value(str(tmp_path / "missing")).run()
+    at.button(key="cand_source_set").click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith("Could not use this data: ")
+    assert at.session_state["plan"]["source"] == digits_npz
+
+
+def test_download_and_load_plan_files(digits_checkpoint, digits_npz):
+    plan = tiny_plan(digits_checkpoint, digits_npz)
+    at = _candidates_page(plan)
+    # AppTest shows the button, not its payload: the payload is plan.to_dict() as JSON.
+    assert at.download_button(key="cand_download").label == "Download plan"
+
+    other = {**plan, "name": "other", "candidates": plan["candidates"][:1]}
+    at.file_uploader(key="cand_plan_upload").upload("other.json", json.dumps(other).encode())
+    at.run()
+    at.button(key="cand_plan_load").click().run()
+    no_problems(at)
+    assert at.session_state["plan"]["name"] == "other"
+    assert _ids(at) == ["noise-1"]
+    assert at.text_input(key="cand_plan_name").value == "other"
+
+    at.file_uploader(key="cand_plan_upload").set_value(("bad.json", b"{not json", "text/json"))
+    at.run()
+    at.button(key="cand_plan_load").click().run()
+    assert not at.exception
+    assert "is not valid JSON" in at.error[0].value
+    assert at.session_state["plan"]["name"] == "other"
+
+
+def test_rename_the_comparison(digits_checkpoint, digits_npz):
+    at = _candidates_page(tiny_plan(digits_checkpoint, digits_npz))
+    at.text_input(key="cand_plan_name").set_value("Scanner upgrade").run()
+    no_problems(at)
+    assert at.session_state["plan"]["name"] == "Scanner upgrade"
