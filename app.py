@@ -31,6 +31,7 @@ navigation = st.navigation(
             st.Page("pages/checkpoint.py", title="Checkpoint", icon=":material/memory:"),
             st.Page("pages/candidates.py", title="Candidates", icon=":material/playlist_add:"),
             st.Page("pages/ranking.py", title="Ranking", icon=":material/leaderboard:"),
+            st.Page("pages/validation.py", title="Validation", icon=":material/model_training:"),
         ],
         "Setup": [
             st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
