@@ -1,12 +1,22 @@
 """Ranking: every candidate scored, in rank order, with charts and a layer sweep."""
 
-import json
-
 import streamlit as st
 
 from resque_core import charts
-from ui import cached, jobs, state, widgets
+from resque_core.carbon import carbon_intensity, countries
+from resque_core.cost import CostOptions, CostSettings
+from resque_core.energy import METERS
+from resque_core.ranking import ORDERINGS
+from resque_core.retrain import RetrainConfig
+from ui import cached, jobs, state, views, widgets
 from ui.feedback import user_errors
+
+_ORDER_LABELS = {
+    "resque": "RESQUE, within each kind",
+    "epochs": "predicted epochs",
+    "kwh": "predicted kWh",
+    "co2": "predicted CO2e",
+}
 
 st.title("Ranking")
 st.caption(
@@ -16,77 +26,108 @@ st.caption(
 )
 
 plan = state.current_plan()
-ranking = jobs.ranking_view(plan, key_prefix="rank")
+
+# ----------------------------------------------------------------------------- cost model
+with st.expander(
+    "Predicted cost: epochs, kWh and CO2e",
+    icon=":material/bolt:",
+    expanded=bool(st.session_state.get("rank_cost_on")),
+):
+    st.caption(
+        "Turns RESQUE into predicted retraining epochs (a calibration on measured retrainings, "
+        "or a documented prior until the Validation page has measured some), energy per epoch "
+        "from a short measured training probe on each candidate, and CO2e = kWh × carbon "
+        "intensity × PUE, each with an interval that carries all three uncertainties."
+    )
+    cost_on = st.toggle("Predict retraining cost", key="rank_cost_on")
+    c_order, c_meter, c_country, c_pue, c_kwh, c_co2 = st.columns([2, 1.5, 3, 1, 1.5, 1.5])
+    ordered_by = c_order.selectbox(
+        "Order by",
+        list(ORDERINGS) if cost_on else ["resque"],
+        format_func=_ORDER_LABELS.get,
+        key="rank_order_by",
+        disabled=not cost_on,
+    )
+    meter_name = c_meter.selectbox(
+        "Energy meter",
+        METERS,
+        key="rank_meter",
+        disabled=not cost_on,
+        help="Measures the training probe. auto = codecarbon (CPU, RAM and the run's GPU; an "
+        "estimate without RAPL). nvml: GPU energy counter only. replay: a fixed 30 W, for demos "
+        "and tests, not a measurement.",
+    )
+    table = countries()
+    country = c_country.selectbox(
+        "Carbon intensity of",
+        ["world", *table],
+        format_func=lambda c: "World average" if c == "world" else f"{table[c]} ({c})",
+        key="rank_country",
+        disabled=not cost_on,
+    )
+    pue = c_pue.number_input("PUE", 1.0, 3.0, 1.0, 0.05, key="rank_pue", disabled=not cost_on)
+    max_kwh = c_kwh.number_input(
+        "Budget, kWh (0 = none)",
+        min_value=0.0,
+        value=0.0,
+        format="%g",
+        key="rank_max_kwh",
+        disabled=not cost_on,
+    )
+    max_g = c_co2.number_input(
+        "Budget, g CO2e (0 = none)",
+        min_value=0.0,
+        value=0.0,
+        format="%g",
+        key="rank_max_g_co2",
+        disabled=not cost_on,
+    )
+
+cost = None
+if cost_on:
+    with user_errors("Check the cost settings") as box:
+        cost = CostOptions(
+            settings=CostSettings(
+                carbon_intensity(country=None if country == "world" else country, pue=float(pue))
+            ),
+            procedure=RetrainConfig(seed=plan.run.seed, device=cached.device_name(plan.run)),
+            meter=meter_name,
+            cache_dir=str(cached.cache_dir()),
+            max_kwh=float(max_kwh) or None,
+            max_co2_kg=float(max_g) / 1000 or None,
+        )
+    if box.failed:
+        st.stop()
+
+ranking = jobs.ranking_view(
+    plan, key_prefix="rank", cost=cost, ordered_by=ordered_by if cost_on else "resque"
+)
 if ranking is None:
     st.stop()
 
 candidates = ranking["candidates"]
 scored = [c for c in candidates if c["status"] == "ok"]
-failed = [c for c in candidates if c["status"] != "ok"]
-
-cols = st.columns(4)
-cols[0].metric("Ranked", f"{len(scored)} / {len(plan.candidates)}")
-cols[1].metric("Failed", len(failed), help="Candidates that could not be scored; see below.")
-cols[2].metric(
-    "Compute time",
-    f"{sum(c['score']['compute_seconds'] for c in scored):.1f} s",
-    help="Time the values took to compute when they were first computed.",
-)
-cols[3].metric(
-    "From cache",
-    f"{sum(c['score']['cached'] for c in scored)} / {len(scored)}",
-    help="Results are cached on disk by content; a repeated ranking is instant.",
-)
-
-if failed and not scored:
-    st.error(f"No candidate could be scored. First reason: {failed[0]['error']}", icon="⚠️")
-elif failed:
+views.ranking_metrics(ranking, len(plan.candidates))
+over = [c for c in candidates if c.get("over_budget")]
+if over:
     st.warning(
-        "Not scored: " + "; ".join(f"**{c['label']}** — {c['error']}" for c in failed),
-        icon=":material/error:",
+        "Predicted over budget: "
+        + "; ".join(f"**{c['label']}** ({', '.join(c['over_budget'])})" for c in over),
+        icon=":material/savings:",
     )
+views.ranking_table(ranking, key="rank_table")
 
-st.dataframe(
-    widgets.ranking_rows(candidates),
-    hide_index=True,
-    key="rank_table",
-    column_config={
-        "rank": st.column_config.NumberColumn("rank", help="Rank within its kind (1 = cheapest)"),
-        "RESQUE": st.column_config.NumberColumn("RESQUE", format="%.4f"),
-        "seconds": st.column_config.NumberColumn("seconds", format="%.2f"),
-        "images": st.column_config.NumberColumn("images", help="Images of the candidate read"),
-    },
-)
-st.download_button(
-    "Download the ranking (JSON)",
-    data=json.dumps(ranking, indent=1, default=str),
-    file_name=f"ranking-{ranking.get('run_id') or state.plan_key()}.json",
-    mime="application/json",
-    key="rank_download",
-    icon=":material/download:",
-)
-
-bars_tab, severity_tab, class_tab, sweep_tab = st.tabs(
-    ["Ranking", "RESQUE vs severity", "Per class", "Layer sweep"]
-)
-with bars_tab:
-    st.plotly_chart(charts.ranking_bars(candidates), key="rank_chart_bars")
-with severity_tab:
-    st.plotly_chart(charts.severity_lines(candidates), key="rank_chart_severity")
-    st.caption("A steeper curve means the model's representation drifts faster with severity.")
-with class_tab:
-    kind = st.radio(
-        "Kind",
-        ["dist", "task"],
-        format_func=lambda k: charts.KIND_TITLES[k],
-        key="rank_heatmap_kind",
-        horizontal=True,
-    )
-    st.plotly_chart(charts.class_heatmap(candidates, kind=kind), key="rank_chart_classes")
+if ranking.get("run_id"):
     st.caption(
-        "Shifts: the angle of each class between source and shifted data. Tasks: each class's "
-        "contribution to 1 − ARI. Classes far above the rest are where reuse will cost most."
+        f"Stored as run `{ranking['run_id']}`: reopen it any time from "
+        f"[History](/history?run={ranking['run_id']})."
     )
+with st.expander("Export this ranking", icon=":material/ios_share:"):
+    views.report_downloads(ranking, key_prefix="rank")
+
+charts_tab, sweep_tab = st.tabs(["Charts", "Layer sweep"])
+with charts_tab:
+    views.ranking_charts(ranking, key_prefix="rank")
 
 with sweep_tab:
     if not scored:

@@ -15,6 +15,7 @@ within :data:`QUICK_SECONDS`, so its ranking is drawn in the same script run, wi
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 
 import streamlit as st
 
+from resque_core.cost import CostOptions
 from resque_core.errors import ResqueError
 from resque_core.plans import Plan
 from resque_core.ranking import CandidateResult, rank_plan
@@ -35,6 +37,7 @@ __all__ = [
     "RankJob",
     "forget",
     "job_for",
+    "job_key",
     "layer_sweep",
     "progress_panel",
     "ranking_view",
@@ -82,7 +85,9 @@ class RankJob:
         self.stage, self.stage_done, self.stage_total = "", 0, 0
 
 
-def _work(job: RankJob, plan: Plan, store: Any, runs: Any) -> None:
+def _work(
+    job: RankJob, plan: Plan, store: Any, runs: Any, cost: CostOptions | None, ordered_by: str
+) -> None:
     try:
         ranking = rank_plan(
             plan,
@@ -91,6 +96,8 @@ def _work(job: RankJob, plan: Plan, store: Any, runs: Any) -> None:
             progress=job._progress,
             on_candidate=job._candidate,
             cancel=job.cancel.is_set,
+            ordered_by=ordered_by,
+            cost=cost,
         )
         job.ranking = ranking.to_dict()
     except ResqueError as e:
@@ -119,10 +126,21 @@ def forget(plan_key: str) -> None:
         job.cancel.set()
 
 
-def start(plan: Plan, plan_key: str) -> RankJob:
+def job_key(plan_key: str, cost: CostOptions | None = None, ordered_by: str = "resque") -> str:
+    """The job id of a plan ranked with these cost options and ordering."""
+    if cost is None and ordered_by == "resque":
+        return plan_key
+    digest = hashlib.sha256(repr((cost, ordered_by)).encode()).hexdigest()[:12]
+    return f"{plan_key}:cost:{digest}"
+
+
+def start(
+    plan: Plan, plan_key: str, *, cost: CostOptions | None = None, ordered_by: str = "resque"
+) -> RankJob:
     """Start ranking ``plan`` in a worker thread; wait up to QUICK_SECONDS for it to finish.
 
-    Raises ResqueError (nothing started) if the cache folder cannot be opened.
+    ``plan_key`` is the job's id (see :func:`job_key`). Raises ResqueError (nothing started) if
+    the cache folder cannot be opened.
     """
     jobs = _jobs()
     store, runs = cached.result_store(), cached.run_store()
@@ -132,7 +150,10 @@ def start(plan: Plan, plan_key: str) -> RankJob:
     for old in list(jobs)[:-_KEEP]:
         forget(old)
     threading.Thread(
-        target=_work, args=(job, plan, store, runs), name=f"resque-rank-{plan_key}", daemon=True
+        target=_work,
+        args=(job, plan, store, runs, cost, ordered_by),
+        name=f"resque-rank-{plan_key}",
+        daemon=True,
     ).start()
     job.finished.wait(QUICK_SECONDS)
     return job
@@ -150,6 +171,8 @@ def progress_panel(job: RankJob, *, key_prefix: str) -> None:
         current = job.titles[done] if done < n else ""
         if job.cancel.is_set():
             text = "Cancelling… (stops after the current batch)"
+        elif done == n:
+            text = "Predicting costs: a short measured training probe per candidate…"
         elif job.stage:
             text = (
                 f"Candidate {done + 1} of {n}: {current} — {job.stage} "
@@ -189,22 +212,29 @@ def progress_panel(job: RankJob, *, key_prefix: str) -> None:
     panel()
 
 
-def ranking_view(plan: Plan, *, key_prefix: str) -> dict[str, Any] | None:
+def ranking_view(
+    plan: Plan,
+    *,
+    key_prefix: str,
+    cost: CostOptions | None = None,
+    ordered_by: str = "resque",
+) -> dict[str, Any] | None:
     """The ranking of ``plan`` as its JSON dict, computing it if needed.
 
     Starts the job on first call (a cached plan is ready at once), draws progress with Cancel
     while it runs, and explains what is missing or what failed; returns None in those cases.
+    ``cost``/``ordered_by``: also predict costs and order by one of them (a job of its own).
     """
     if (problem := plan_problem(plan)) is not None:
         text, page = problem
         st.info(text, icon=":material/info:")
         st.page_link(page, label="Go there", icon=":material/arrow_forward:")
         return None
-    key = state.plan_key()
+    key = job_key(state.plan_key(), cost, ordered_by)
     job = job_for(key)
     if job is None:
         with user_errors("Could not start the ranking") as box:
-            job = start(plan, key)
+            job = start(plan, key, cost=cost, ordered_by=ordered_by)
         if box.failed:
             return None
     if job.running:

@@ -115,17 +115,51 @@ def unique_id(text: str, taken: Iterable[str]) -> str:
     return cid
 
 
+def _interval(low: float, high: float, scale: float = 1.0) -> str:
+    return f"{low * scale:.3g} – {high * scale:.3g}"
+
+
+def _cost_columns(c: dict[str, Any]) -> dict[str, Any]:
+    """Predicted cost of one candidate as table columns (empty where it has none)."""
+    p = c.get("predicted")
+    if not p:
+        return {
+            "epochs": None,
+            "epochs interval": c.get("prediction_error", ""),
+            "kWh": None,
+            "g CO2e": None,
+            "g CO2e interval": "",
+            "energy from": "",
+            "over budget": "",
+        }
+    return {
+        "epochs": p["epochs"],
+        "epochs interval": _interval(*p["epochs_interval"]),
+        "kWh": p["energy_kwh"],
+        "g CO2e": p["co2_kg"] * 1000,
+        "g CO2e interval": _interval(*p["co2_kg_interval"], scale=1000),
+        "energy from": f"{p['energy_method']} ({p['energy_basis']})",
+        "over budget": ", ".join(c.get("over_budget") or []),
+    }
+
+
 def ranking_rows(candidates: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Table rows of a ranking's candidates (ranked first, then failed ones with the reason)."""
+    """Table rows of a ranking's candidates (ranked first, then failed ones with the reason);
+    predicted-cost columns are added when any candidate has a prediction."""
+    with_cost = any(c.get("predicted") for c in candidates)
     rows = []
     for c in candidates:
         score = c.get("score") or {}
-        rows.append(
+        row = {
+            "rank": c.get("rank"),
+            "kind": KIND_LABELS[c["kind"]],
+            "candidate": c["label"],
+            "RESQUE": c.get("resque"),
+        }
+        if with_cost:
+            row.update(_cost_columns(c))
+        row.update(
             {
-                "rank": c.get("rank"),
-                "kind": KIND_LABELS[c["kind"]],
-                "candidate": c["label"],
-                "RESQUE": c.get("resque"),
                 "layer": score.get("layer"),
                 "images": score.get("n_target"),
                 "seconds": score.get("compute_seconds"),
@@ -134,4 +168,5 @@ def ranking_rows(candidates: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "id": c["id"],
             }
         )
+        rows.append(row)
     return rows

@@ -104,3 +104,24 @@ def test_layer_sweep_of_one_candidate(digits_checkpoint, digits_npz):
     assert all(0 <= v <= 1 for v in line["y"])
     conv3 = table(at, "RESQUE").set_index("id").loc["noise-5", "RESQUE"]
     assert line["y"][1] == pytest.approx(conv3)  # the ranking's own (default) layer
+
+
+def test_cost_prediction_orders_by_kwh_and_flags_budgets(digits_checkpoint, digits_npz):
+    at = _ranking_page(tiny_plan(digits_checkpoint, digits_npz))
+    at.toggle(key="rank_cost_on").set_value(True).run()
+    at.selectbox(key="rank_meter").set_value("replay")
+    at.selectbox(key="rank_order_by").set_value("kwh")
+    # A budget every candidate exceeds: 1e-12 kWh.
+    at.number_input(key="rank_max_kwh").set_value(1e-12).run()
+    finish_jobs(at)
+    no_problems(at)
+    rows = table(at, "RESQUE")
+    assert set(rows["id"]) == {"noise-1", "noise-5", "parity"}
+    # One rank sequence over both kinds, in increasing predicted energy.
+    assert list(rows["rank"]) == [1, 2, 3]
+    assert rows["kWh"].is_monotonic_increasing and (rows["kWh"] > 0).all()
+    assert (rows["g CO2e"] > 0).all()
+    assert all(r.startswith("replay") for r in rows["energy from"])
+    assert all(r.endswith(" kWh > 1e-12 kWh") for r in rows["over budget"])
+    assert at.warning[0].value.startswith("Predicted over budget: ")
+    assert "Ordered by predicted retraining energy" in " ".join(c.value for c in at.caption)
