@@ -30,7 +30,6 @@ sys.path.insert(0, str(ROOT))
 from resque_core.archs import build_model  # noqa: E402
 from resque_core.estimators import resque_task  # noqa: E402
 from resque_core.pipeline import ModelConfig, RunConfig, Scorer  # noqa: E402
-from resque_core.store import ResultStore  # noqa: E402
 
 
 def _best_of(fn, repeats: int) -> float:
@@ -132,7 +131,8 @@ def _reference_value(scorer: Scorer, data: str) -> float:
     for chunk_no, start in enumerate(range(0, len(shifted_idx), SHIFT_CHUNK)):
         sel = torch.from_numpy(shifted_idx[start : start + SHIFT_CHUNK])
         gen = torch.Generator(device=scorer.device).manual_seed(chunk_no)
-        shifted.append(pre.normalize(apply_shift(pre.to_unit(images.images[sel]), spec, generator=gen)))
+        unit = pre.to_unit(images.images[sel])
+        shifted.append(pre.normalize(apply_shift(unit, spec, generator=gen)))
     shifted_x = torch.cat(shifted)
     clean_x = pre.normalize(pre.to_unit(images.images[torch.from_numpy(clean_idx)]))
 

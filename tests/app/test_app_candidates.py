@@ -1,4 +1,4 @@
-"""Candidates page: source, adding shifts / tasks, preview, edit and remove, plan files, bad data."""
+"""Candidates page: source, shifts and tasks, preview, edit and remove, plan files, bad data."""
 
 import json
 
