@@ -173,9 +173,23 @@ def bench_cache(tmp: Path) -> dict:
     ckpt = tmp / "cnn.pt"
     torch.save(build_model("small_cnn", num_classes=10, in_channels=1).state_dict(), ckpt)
     cmd = [
-        sys.executable, "-m", "resque_core", "score", "--checkpoint", str(ckpt),
-        "--arch", "small_cnn", "--in-channels", "1", "--data", "builtin:digits",
-        "--shift", "gaussian_noise:3", "--cache-dir", str(tmp / "cache"), "--json",
+        sys.executable,
+        "-m",
+        "resque_core",
+        "score",
+        "--checkpoint",
+        str(ckpt),
+        "--arch",
+        "small_cnn",
+        "--in-channels",
+        "1",
+        "--data",
+        "builtin:digits",
+        "--shift",
+        "gaussian_noise:3",
+        "--cache-dir",
+        str(tmp / "cache"),
+        "--json",
     ]
     out = []
     for _ in range(2):
