@@ -22,10 +22,20 @@ st.set_page_config(
 st.logo(str(ASSETS / "logo.svg"), size="large")
 st.html(f"<style>{(ASSETS / 'style.css').read_text(encoding='utf-8')}</style>")
 
+# A shared link to a stored run (?run=ID) opens the History page on it.
+linked_run = "run" in st.query_params
 navigation = st.navigation(
     {
         "Overview": [
-            st.Page("pages/start.py", title="Start", icon=":material/home:", default=True),
+            st.Page(
+                "pages/start.py", title="Start", icon=":material/home:", default=not linked_run
+            ),
+            st.Page(
+                "pages/history.py",
+                title="History",
+                icon=":material/history:",
+                default=linked_run,
+            ),
         ],
         "Compare": [
             st.Page("pages/checkpoint.py", title="Checkpoint", icon=":material/memory:"),

@@ -1,0 +1,101 @@
+"""History page: stored runs listed, reopened read-only, opened by their ?run= link."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from apptools import TIMEOUT, no_problems, open_app, table, tiny_plan
+from streamlit.testing.v1 import AppTest
+
+from resque_core.carbon import carbon_intensity
+from resque_core.cost import CostSettings
+from resque_core.plans import plan_from_dict
+from resque_core.ranking import rank_plan
+from resque_core.retrain import RetrainConfig
+from resque_core.runs import RunStore
+from resque_core.store import ResultStore
+from resque_core.validation import validate_plan
+
+CANDIDATES = [
+    {"id": "noise-1", "kind": "shift", "shift": "gaussian_noise:1"},
+    {"id": "noise-5", "kind": "shift", "shift": "gaussian_noise:5"},
+    {"id": "parity", "kind": "task", "data": "builtin:digits-parity"},
+]
+
+
+@pytest.fixture
+def stored(digits_checkpoint):
+    """A ranking and a validation (one epoch, replay meter) in this test's run store."""
+    cache = os.environ["RESQUE_CACHE_DIR"]
+    plan = plan_from_dict(tiny_plan(digits_checkpoint, "builtin:digits", candidates=CANDIDATES))
+    store, runs = ResultStore(cache), RunStore(cache)
+    ranking = rank_plan(plan, store=store, runs=runs)
+    validation = validate_plan(
+        plan,
+        candidates=["noise-5"],
+        config=RetrainConfig(max_epochs=1, augment="none", seed=0),
+        settings=CostSettings(carbon_intensity()),
+        meter="replay",
+        store=store,
+        runs=runs,
+        cache_dir=cache,
+        probe_seconds=0.05,
+    )
+    return ranking, validation
+
+
+def _history(run: str | None = None) -> AppTest:
+    at = open_app(tiny_plan("", "", candidates=[]))
+    if run is not None:
+        at.query_params["run"] = run
+    else:
+        at.switch_page("pages/history.py")
+    return at.run(timeout=TIMEOUT)
+
+
+def test_the_run_link_opens_the_stored_ranking(stored):
+    ranking, validation = stored
+    at = _history(ranking.run_id)
+    no_problems(at)
+    assert at.title[0].value == "History"
+    assert at.selectbox(key="hist_run").value == ranking.run_id
+    listed = table(at, "outcome")
+    assert list(listed["run"]) == [validation.run_id, ranking.run_id]  # newest first
+    assert list(listed["type"]) == ["validation", "ranking"]
+    rows = table(at, "RESQUE")
+    expected = ranking.to_dict()["candidates"]
+    assert list(rows["id"]) == [c["id"] for c in expected]
+    assert list(rows["RESQUE"]) == pytest.approx([c["resque"] for c in expected])
+    # read-only: nothing on the page computes or edits
+    assert not [b for b in at.button if b.key and b.key.startswith(("rank_", "cand_"))]
+
+
+def test_choosing_a_validation_run_shows_it_and_updates_the_link(stored):
+    ranking, validation = stored
+    at = _history(ranking.run_id)
+    at.selectbox(key="hist_run").set_value(validation.run_id).run()
+    no_problems(at)
+    assert at.query_params["run"] == validation.run_id
+    rows = table(at, "predicted epochs")
+    assert list(rows["id"]) == ["noise-5"]
+    run = validation.to_dict()["runs"][0]
+    assert rows["epochs"][0] == run["epochs"] and rows["stop"][0] == run["stop_reason"]
+    assert rows["predicted epochs"][0].startswith(f"{run['predicted']['epochs']:.1f} [")
+
+
+def test_a_bad_link_names_the_problem_and_keeps_the_list(stored):
+    ranking, _ = stored
+    at = _history("20990101-000000-abcdef")
+    assert not at.exception
+    assert at.error[0].value.startswith("Could not open the linked run: no stored run")
+    assert ranking.run_id in list(table(at, "outcome")["run"])
+    at = _history("../../etc/passwd")
+    assert not at.exception
+    assert "invalid run id" in at.error[0].value
+
+
+def test_no_runs_yet():
+    at = _history()
+    no_problems(at)
+    assert at.info[0].value.startswith("No stored runs yet")
