@@ -67,6 +67,7 @@ for col, kind, title in ((cols[1], "dist", "Closest shift"), (cols[2], "task", "
         c["label"] if c else "—",
         f"RESQUE {c['resque']:.3f}" if c else None,
         delta_color="off",
+        delta_arrow="off",
         help="Rank 1 of its kind: the cheapest to reuse the model for.",
     )
 cols[3].metric(
@@ -78,6 +79,6 @@ cols[3].metric(
 st.plotly_chart(charts.ranking_bars(ranking["candidates"]), key="start_chart")
 st.page_link(
     "pages/ranking.py",
-    label="Table, severity curves, per-class breakdown and layer sweep",
+    label="Table, severity curves, per-class breakdown, layer sweep and predicted cost",
     icon=":material/leaderboard:",
 )
