@@ -23,8 +23,10 @@ from .errors import ConfigError
 
 __all__ = [
     "KIND_TITLES",
+    "MEASURE_TITLES",
     "class_heatmap",
     "layer_sweep",
+    "predicted_vs_measured",
     "ranking_bars",
     "severity_lines",
     "shift_preview",
@@ -33,6 +35,12 @@ __all__ = [
 Result = Mapping[str, Any]
 Kind = Literal["dist", "task"]
 KINDS: tuple[str, ...] = ("dist", "task")
+Measure = Literal["epochs", "energy_kwh", "co2_kg"]
+MEASURE_TITLES: dict[str, str] = {
+    "epochs": "epochs",
+    "energy_kwh": "energy (kWh)",
+    "co2_kg": "CO2e (kg)",
+}
 
 KIND_TITLES: dict[str, str] = {
     "dist": "Distribution shifts (RESQUE_dist)",
@@ -216,6 +224,73 @@ def layer_sweep(points: Sequence[tuple[str, float | None]], *, title: str = "") 
         xaxis={"title": "layer (input side → output side)", "type": "category"},
         yaxis={"title": "RESQUE", "rangemode": "tozero"},
         margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 60},
+    )
+    return fig
+
+
+def predicted_vs_measured(
+    runs: Sequence[Result], measure: Measure, *, labels: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Measured value (x) against the prediction made before retraining (y) with its interval
+    as an error bar, one colour per kind; the dotted diagonal is a perfect prediction.
+
+    ``runs``: retrained candidates in the JSON form of
+    :meth:`resque_core.validation.ValidationRun.to_dict` (``candidate_id``, ``kind``, the
+    measured ``epochs`` / ``energy_kwh`` / ``co2_kg`` and ``predicted`` with ``*_interval``);
+    ``labels``: candidate id -> name shown on hover (default: the run's ``label``).
+    """
+    if measure not in MEASURE_TITLES:
+        raise ConfigError(f"unknown measure {measure!r}; allowed: {', '.join(MEASURE_TITLES)}")
+    labels = labels or {}
+    done = [r for r in runs if r.get("predicted") and r.get(measure) is not None]
+    if not done:
+        return _empty("No retrained candidate with a prediction yet")
+    fig = go.Figure()
+    for kind in KINDS:
+        pts = [r for r in done if r["kind"] == kind]
+        if not pts:
+            continue
+        y = [r["predicted"][measure] for r in pts]
+        lo = [r["predicted"][f"{measure}_interval"][0] for r in pts]
+        hi = [r["predicted"][f"{measure}_interval"][1] for r in pts]
+        fig.add_trace(
+            go.Scatter(
+                x=[r[measure] for r in pts],
+                y=y,
+                mode="markers",
+                name=KIND_TITLES[kind],
+                marker={"color": _COLOURS[kind], "size": 10},
+                text=[
+                    labels.get(r["candidate_id"], r.get("label") or r["candidate_id"]) for r in pts
+                ],
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [h - v for h, v in zip(hi, y, strict=True)],
+                    "arrayminus": [v - low for v, low in zip(y, lo, strict=True)],
+                },
+                hovertemplate="%{text}<br>measured %{x:.3g}<br>predicted %{y:.3g}<extra></extra>",
+            )
+        )
+    top = max([r[measure] for r in done] + [r["predicted"][measure] for r in done] + [1e-12])
+    fig.add_trace(
+        go.Scatter(
+            x=[0, top],
+            y=[0, top],
+            mode="lines",
+            line={"dash": "dot", "color": "#888"},
+            name="perfect prediction",
+            hoverinfo="skip",
+        )
+    )
+    title = MEASURE_TITLES[measure]
+    fig.update_layout(
+        template=_TEMPLATE,
+        font=_FONT,
+        xaxis_title=f"measured {title}",
+        yaxis_title=f"predicted {title} (interval)",
+        height=380,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )
     return fig
 
