@@ -393,7 +393,7 @@ def doc_basis(ranking) -> str:
 # ------------------------------------------------------------------ entry point
 def build_parser() -> argparse.ArgumentParser:
     # Commands defined in their own modules register themselves on import.
-    from . import cli_validate  # noqa: F401
+    from . import cli_report, cli_validate  # noqa: F401
 
     parser = _Parser(prog="python -m resque_core", description="RESQUE model-reuse estimates")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

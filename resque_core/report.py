@@ -250,21 +250,22 @@ def _lead_spans(doc: Mapping[str, Any]) -> tuple[str, ...]:
     if doc["type"] == "validation":
         return _validation_lead(doc)
     scored = _scored(doc)
-    failed = len(doc["candidates"]) - len(scored)
     if not scored:
         return (
-            f"No candidate could be scored ({_plural(failed, 'failure')}), so this run "
-            "supports no reuse decision; the reasons are listed under Candidates.",
+            "No candidate was scored, so this run supports no reuse decision"
+            + ("; the reasons are listed under Candidates." if doc["candidates"] else "."),
         )
+    predicted = [c for c in scored if c.get("predicted")]
     ordered_by = doc.get("ordered_by", "resque")
-    if ordered_by in _COST_KEYS:
-        best = scored[0]
+    if ordered_by in _COST_KEYS and predicted:
+        best = predicted[0]
         what = {"epochs": "retraining epochs", "kwh": "energy", "co2": "emissions"}[ordered_by]
         return (
             "Reuse ",
             _Bold(best["label"]),
             f" ({best['id']}) first: it has the lowest predicted {what} of the "
-            f"{_plural(len(scored), 'ranked candidate')}, {_cost_phrase(best['predicted'])}.",
+            f"{_plural(len(predicted), 'candidate')} with a cost prediction, "
+            f"{_cost_phrase(best['predicted'])}.",
         )
     spans: list[str] = ["Cheapest to reuse: "]
     kinds = [k for k in ("dist", "task") if any(c["kind"] == k for c in scored)]
@@ -366,8 +367,8 @@ def _confidence(doc: Mapping[str, Any]) -> str:
         return ""
     ordered_by = doc.get("ordered_by", "resque")
     parts = []
-    if ordered_by in _COST_KEYS:
-        groups = [scored]
+    if ordered_by in _COST_KEYS and any(c.get("predicted") for c in scored):
+        groups = [[c for c in scored if c.get("predicted")]]
         key = _COST_KEYS[ordered_by]
     else:
         groups = [[c for c in scored if c["kind"] == k] for k in ("dist", "task")]
@@ -397,19 +398,24 @@ def _confidence(doc: Mapping[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- sections
+def _plotly_text(text: Any) -> str:
+    # Plotly decodes &lt; &gt; &amp; (not &quot;) in the text it draws
+    return html.escape(str(text), quote=False)
+
+
 def _safe_candidates(candidates: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Candidates for the chart builders with the names they show escaped: Plotly reads labels
     as a subset of HTML (links included), which a report must not take from user input."""
     out = []
     for c in candidates:
-        safe = {**c, "label": html.escape(str(c["label"])), "id": html.escape(str(c["id"]))}
+        safe = {**c, "label": _plotly_text(c["label"]), "id": _plotly_text(c["id"])}
         if c.get("shift") is not None:
-            safe["shift"] = html.escape(str(c["shift"]))
+            safe["shift"] = _plotly_text(c["shift"])
         if c.get("score"):
             per_class = c["score"].get("per_class") or {}
             safe["score"] = {
                 **c["score"],
-                "per_class": {html.escape(str(k)): v for k, v in per_class.items()},
+                "per_class": {_plotly_text(k): v for k, v in per_class.items()},
             }
         out.append(safe)
     return out
@@ -555,7 +561,7 @@ def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
                 )
             )
         )
-    safe = [{**r, "label": html.escape(str(r["label"]))} for r in runs]
+    safe = [{**r, "label": _plotly_text(r["label"])} for r in runs]
     blocks.append(_Heading("Charts"))
     for measure, title in charts.MEASURE_TITLES.items():
         blocks.append(
