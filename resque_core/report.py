@@ -227,8 +227,8 @@ class _Chart:
 _Block = _Heading | _Para | _Bullets | _Table | _Chart
 
 
-def _p(*spans: str, lead: bool = False) -> _Para:
-    return _Para(tuple(spans), lead)
+def _p(*spans: str) -> _Para:
+    return _Para(tuple(spans))
 
 
 def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> _Table:
@@ -317,22 +317,28 @@ def decision(doc: Mapping[str, Any]) -> str:
     return "".join(_lead_spans(_check_doc(doc)))
 
 
-def _calibration_note(doc: Mapping[str, Any], kind: str) -> str:
-    cal = next(
-        (
-            c["predicted"]["calibration"]
-            for c in doc.get("candidates", [])
-            if c["kind"] == kind and c.get("predicted")
-        ),
-        None,
-    )
-    if cal is None or cal.get("basis") == "prior":
-        return (
-            f"{_KIND_INDEX[kind]} epochs come from the documented prior, not from retraining "
-            "this model (validate a few candidates to calibrate)"
+def _calibration_notes(doc: Mapping[str, Any], kinds: Sequence[str]) -> list[str]:
+    """Where the predicted epochs of each kind come from: the prior or a local calibration."""
+    cals = {}
+    for c in doc["candidates"]:
+        if c.get("predicted") and c["kind"] in kinds:
+            cals.setdefault(c["kind"], c["predicted"].get("calibration") or {})
+    priors = [k for k in kinds if cals.get(k, {}).get("basis", "prior") == "prior"]
+    notes = []
+    if priors:
+        notes.append(
+            f"epochs for {' and '.join(_KIND_INDEX[k] for k in priors)} come from the documented "
+            "prior, not from retraining this model (validate a few candidates to calibrate)"
         )
-    loo = f", leave-one-out error {cal['loo_mae']:.2f} epochs" if cal.get("loo_mae") else ""
-    return f"{_KIND_INDEX[kind]} epochs come from a calibration on {cal['n']} local retrains{loo}"
+    for k in kinds:
+        if k not in priors:
+            cal = cals[k]
+            loo = f", leave-one-out error {cal['loo_mae']:.2f} epochs" if cal.get("loo_mae") else ""
+            notes.append(
+                f"epochs for {_KIND_INDEX[k]} come from a calibration on {cal['n']} local "
+                f"retrains{loo}"
+            )
+    return notes
 
 
 def _separation(best: Mapping[str, Any], runner: Mapping[str, Any], key: str) -> str:
@@ -375,9 +381,8 @@ def _confidence(doc: Mapping[str, Any]) -> str:
         key = "epochs"
     for group in groups:
         if len(group) < 2:
-            parts.append(
-                f"{group[0]['label']} is the only scored candidate of its kind" if group else ""
-            )
+            alone = "with a cost prediction" if len(groups) == 1 else "of its kind"
+            parts.append(f"{group[0]['label']} is the only candidate {alone}" if group else "")
             continue
         best, runner = group[0], group[1]
         if best.get("predicted") and runner.get("predicted"):
@@ -391,8 +396,7 @@ def _confidence(doc: Mapping[str, Any]) -> str:
                 f"{gap:.4f} {_KIND_INDEX[best['kind']]}{share}; RESQUE has no interval, so "
                 "rank with the cost model to see whether the gap matters"
             )
-    kinds = sorted({c["kind"] for c in scored if c.get("predicted")})
-    parts += [_calibration_note(doc, k) for k in kinds]
+    parts += _calibration_notes(doc, sorted({c["kind"] for c in scored if c.get("predicted")}))
     parts = [p for p in parts if p]
     return "How sure: " + "; ".join(parts) + "." if parts else ""
 
@@ -813,7 +817,7 @@ def _title(doc: Mapping[str, Any]) -> str:
 def _blocks(doc: Mapping[str, Any]) -> list[_Block]:
     blocks: list[_Block] = [
         _Heading(_title(doc), 1),
-        _Para(("Decision. ", *_lead_spans(doc)), lead=True),
+        _Para((_Bold("Decision."), " ", *_lead_spans(doc)), lead=True),
     ]
     sure = _confidence(doc)
     if sure:

@@ -218,6 +218,25 @@ def test_how_sure_compares_with_the_runner_up_and_names_the_prior(kwh_doc, resqu
     assert "RESQUE has no interval" in sure
 
 
+def test_how_sure_with_a_local_calibration_and_separate_intervals(kwh_doc):
+    candidates = []
+    for i, c in enumerate(kwh_doc["candidates"]):
+        if c.get("predicted"):
+            cal = {**c["predicted"]["calibration"], "basis": "calibrated", "n": 5, "loo_mae": 0.8}
+            interval = [1e-6 * (2 * i + 1), 1e-6 * (2 * i + 2)]  # disjoint, in rank order
+            c = {**c, "predicted": {**c["predicted"], "calibration": cal}}
+            c["predicted"]["energy_kwh_interval"] = interval
+        candidates.append(c)
+    doc = {**kwh_doc, "candidates": candidates}
+    sure = next(ln for ln in report.render(doc, "md").decode().splitlines() if "How sure" in ln)
+    assert "gaussian_noise:1 is clearly ahead of the runner-up " in sure
+    assert "the two intervals do not overlap" in sure
+    assert (
+        "epochs for RESQUE_dist come from a calibration on 5 local retrains, leave-one-out " in sure
+    )
+    assert "prior" not in sure
+
+
 @pytest.mark.parametrize("case", ["all failed", "nothing scored", "predictions failed"])
 def test_runs_without_a_decision_still_render(kwh_doc, validation_doc, case, tmp_path, monkeypatch):
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "none"))
@@ -382,7 +401,7 @@ def test_markdown_is_a_model_card_led_by_the_decision(kwh_run):
         "## Run, settings, hardware and versions",
     ]
     assert [h for h in headings if h in order] == order
-    assert md.splitlines()[2].startswith("Decision. Reuse **gaussian_noise:1** (noise-1) first")
+    assert md.splitlines()[2].startswith("**Decision.** Reuse **gaussian_noise:1** (noise-1) first")
     # user text cannot open HTML, links or table cells
     assert "\\<script\\>alert(1)\\</script\\> & \\<a href=" in md and "\\| \\*x\\*" in md
     table = [line for line in md.splitlines() if line.startswith("| 1 ")]
