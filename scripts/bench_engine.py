@@ -74,9 +74,16 @@ def bench_dist(tmp: Path, n: int, batch_size: int, device: str, repeats: int) ->
         s._data = scorer._data  # same in-memory data set: time the estimator, not file I/O
         s.score_shift(data, "gaussian_noise:3")
 
-    images = scorer.dataset(data).images[:n_images]
-    pre = scorer.preprocess(scorer.dataset(data))
-    prepared = pre.normalize(pre.to_unit(images, device=scorer.device))
+    # The same images RESQUE reads: the clean role then the shifted role (the two roles share
+    # part of the data, so this is more images than the file holds).
+    from resque_core.data import synthetic_shift_roles
+
+    dataset = scorer.dataset(data)
+    clean_idx, shifted_idx = synthetic_shift_roles(dataset.labels.numpy(), seed=run.seed)
+    both = torch.from_numpy(np.concatenate([clean_idx, shifted_idx]))
+    assert len(both) == n_images, (len(both), n_images)
+    pre = scorer.preprocess(dataset)
+    prepared = pre.normalize(pre.to_unit(dataset.images[both], device=scorer.device))
 
     def bare():
         with torch.inference_mode():
