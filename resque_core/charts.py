@@ -7,10 +7,14 @@ can export them with kaleido. Results come in the JSON form of
 ``score.per_class``), so a stored run (:class:`resque_core.runs.RunStore`) redraws unchanged.
 
 RESQUE_dist and RESQUE_task are on different scales, so no figure puts both on one value axis.
+
+Plotly reads text in figures as a subset of HTML (links included), so every user-given string
+(candidate labels, class names, titles) goes through :func:`_text` first.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -50,6 +54,11 @@ _COLOURS = {"dist": "#2f6db5", "task": "#d9822b"}
 _TEMPLATE = "plotly_white"
 _FONT = {"family": "Inter, 'Source Sans Pro', sans-serif", "size": 13}
 _BAR_PX = 26  # height of one bar row, so long rankings stay readable
+
+
+def _text(value: Any) -> str:
+    """A user-given string as plain text in a figure (no tags or links)."""
+    return html.escape(str(value), quote=False)
 
 
 def _check_kind(kind: str) -> None:
@@ -100,7 +109,7 @@ def ranking_bars(candidates: Sequence[Result]) -> go.Figure:
         fig.add_trace(
             go.Bar(
                 x=[c["resque"] for c in rows],
-                y=[f"{c['rank']}. {c['label']}" for c in rows],
+                y=[f"{c['rank']}. {_text(c['label'])}" for c in rows],
                 orientation="h",
                 marker_color=_COLOURS[kind],
                 text=[f"{c['resque']:.3f}" for c in rows],
@@ -180,8 +189,8 @@ def class_heatmap(candidates: Sequence[Result], *, kind: Kind = "dist") -> go.Fi
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=classes,
-            y=[f"{c['rank']}. {c['label']}" for c in rows],
+            x=[_text(name) for name in classes],
+            y=[f"{c['rank']}. {_text(c['label'])}" for c in rows],
             colorscale="Blues",
             colorbar={"title": "RESQUE"},
             hovertemplate="%{y}<br>class %{x}<br>%{z:.4f}<extra></extra>",
@@ -209,7 +218,7 @@ def layer_sweep(points: Sequence[tuple[str, float | None]], *, title: str = "") 
         return _empty("No layers computed yet")
     fig = go.Figure(
         go.Scatter(
-            x=[p[0] for p in points],
+            x=[_text(p[0]) for p in points],
             y=[math.nan if p[1] is None else p[1] for p in points],
             mode="lines+markers",
             marker={"size": 9, "color": _COLOURS["dist"]},
@@ -220,7 +229,7 @@ def layer_sweep(points: Sequence[tuple[str, float | None]], *, title: str = "") 
         template=_TEMPLATE,
         font=_FONT,
         height=380,
-        title={"text": title},
+        title={"text": _text(title)},
         xaxis={"title": "layer (input side → output side)", "type": "category"},
         yaxis={"title": "RESQUE", "rangemode": "tozero"},
         margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 60},
@@ -261,7 +270,8 @@ def predicted_vs_measured(
                 name=KIND_TITLES[kind],
                 marker={"color": _COLOURS[kind], "size": 10},
                 text=[
-                    labels.get(r["candidate_id"], r.get("label") or r["candidate_id"]) for r in pts
+                    _text(labels.get(r["candidate_id"], r.get("label") or r["candidate_id"]))
+                    for r in pts
                 ],
                 error_y={
                     "type": "data",
@@ -325,13 +335,13 @@ def shift_preview(
                 f"shifted images for severity {severity} have shape {arr.shape}, "
                 f"expected {orig.shape} like the originals"
             )
-        columns.append((f"{shift_name} {severity}".strip(), arr))
+        columns.append((_text(f"{shift_name} {severity}".strip()), arr))
     n = orig.shape[0]
     fig = make_subplots(
         rows=n,
         cols=len(columns),
         column_titles=[title for title, _ in columns],
-        row_titles=list(labels) if labels is not None else None,
+        row_titles=[_text(label) for label in labels] if labels is not None else None,
         horizontal_spacing=0.01,
         vertical_spacing=0.01,
     )

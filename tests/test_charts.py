@@ -138,3 +138,17 @@ def test_shift_preview_rejects_mismatched_shapes():
         charts.shift_preview(original, {3: np.zeros((1, 1, 8, 8))})
     with pytest.raises(ConfigError, match=re.escape("preview images must be [N, 1 or 3, H, W]")):
         charts.shift_preview(np.zeros((2, 2, 8, 8)), {})
+
+
+def test_user_text_is_shown_as_text_not_html():
+    link = '<a href="https://example.com">click</a> & co'
+    c = _cand("evil", "task", 0.3, 1, per_class={"<b>cls</b>": 0.3})
+    c["label"] = link
+    escaped = "&lt;a href=\"https://example.com\"&gt;click&lt;/a&gt; &amp; co"
+    bars = charts.ranking_bars([c])
+    assert bars.data[0].y == (f"1. {escaped}",)
+    heat = charts.class_heatmap([c], kind="task")
+    assert heat.data[0].y == (f"1. {escaped}",)
+    assert heat.data[0].x == ("&lt;b&gt;cls&lt;/b&gt;",)
+    sweep = charts.layer_sweep([("<i>conv</i>", 0.1)], title=link)
+    assert sweep.layout.title.text == escaped and sweep.data[0].x == ("&lt;i&gt;conv&lt;/i&gt;",)

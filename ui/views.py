@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import plotly.graph_objects as go
@@ -17,7 +18,6 @@ __all__ = [
     "MEASURE_TITLES",
     "calibration_rows",
     "correlation_rows",
-    "predicted_vs_measured",
     "ranking_charts",
     "ranking_metrics",
     "ranking_table",
@@ -162,13 +162,11 @@ def report_downloads(run: dict[str, Any], *, key_prefix: str) -> None:
 
 
 # ----------------------------------------------------------------------------- validation runs
-_KIND_COLOURS = {"dist": "#2f6db5", "task": "#d9822b"}
+# Titles of every measure a validation records (the charts title the three predicted ones).
 MEASURE_TITLES = {
-    "epochs": "epochs",
+    **charts.MEASURE_TITLES,
     "grad_norm": "gradient norm",
     "param_change": "parameter change",
-    "energy_kwh": "energy (kWh)",
-    "co2_kg": "CO2e (kg)",
 }
 
 
@@ -200,57 +198,6 @@ def validation_rows(runs: list[dict], labels: dict[str, str]) -> list[dict]:
         }
         for r in runs
     ]
-
-
-def predicted_vs_measured(runs: list[dict], measure: str, labels: dict[str, str]) -> go.Figure:
-    """Measured value (x) against the prediction made before retraining (y), with its
-    interval as an error bar; the diagonal is a perfect prediction."""
-    fig = go.Figure()
-    done = [r for r in runs if r["predicted"] and r[measure] is not None]
-    for kind in ("dist", "task"):
-        pts = [r for r in done if r["kind"] == kind]
-        if not pts:
-            continue
-        y = [r["predicted"][measure] for r in pts]
-        lo = [r["predicted"][f"{measure}_interval"][0] for r in pts]
-        hi = [r["predicted"][f"{measure}_interval"][1] for r in pts]
-        fig.add_trace(
-            go.Scatter(
-                x=[r[measure] for r in pts],
-                y=y,
-                mode="markers",
-                name=widgets.KIND_LABELS[kind],
-                marker={"color": _KIND_COLOURS[kind], "size": 10},
-                text=[labels.get(r["candidate_id"], r["candidate_id"]) for r in pts],
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [h - v for h, v in zip(hi, y, strict=True)],
-                    "arrayminus": [v - low for v, low in zip(y, lo, strict=True)],
-                },
-                hovertemplate="%{text}<br>measured %{x:.3g}<br>predicted %{y:.3g}<extra></extra>",
-            )
-        )
-    top = max([r[measure] for r in done] + [r["predicted"][measure] for r in done] + [1e-12])
-    fig.add_trace(
-        go.Scatter(
-            x=[0, top],
-            y=[0, top],
-            mode="lines",
-            line={"dash": "dot", "color": "#888"},
-            name="perfect prediction",
-            hoverinfo="skip",
-        )
-    )
-    title = MEASURE_TITLES[measure]
-    fig.update_layout(
-        template="plotly_white",
-        xaxis_title=f"measured {title}",
-        yaxis_title=f"predicted {title} (interval)",
-        height=380,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-    )
-    return fig
 
 
 def correlation_rows(correlation: dict) -> list[dict]:
@@ -299,7 +246,10 @@ def _training_curves(doc: dict, measured: list[dict], labels: dict[str, str], ke
         st.info("No candidate needed a training epoch.", icon=":material/info:")
         return
     fig = go.Figure(
-        [go.Scatter(x=list(range(1, len(v) + 1)), y=v, name=k) for k, v in curves.items()]
+        [
+            go.Scatter(x=list(range(1, len(v) + 1)), y=v, name=html.escape(k, quote=False))
+            for k, v in curves.items()
+        ]
     )
     fig.add_hline(y=doc["retrain_config"]["target_accuracy"], line_dash="dot")
     fig.update_layout(
@@ -351,7 +301,8 @@ def validation_results(
             key=f"{key_prefix}_measure",
         )
         st.plotly_chart(
-            predicted_vs_measured(runs, measure, labels), key=f"{key_prefix}_chart_compare"
+            charts.predicted_vs_measured(runs, measure, labels=labels),
+            key=f"{key_prefix}_chart_compare",
         )
     with corr_tab:
         st.caption(
