@@ -59,9 +59,15 @@ class RunStore:
         return json.loads(path.read_text(encoding="utf-8"))
 
     def list(self) -> list[str]:
-        """Run ids, newest first."""
+        """Run ids, most recently stored first (ids of one second are ordered by write time)."""
         if not self.directory.exists():
             return []
-        return sorted(
-            (p.stem for p in self.directory.glob("*.json") if _RUN_ID.match(p.stem)), reverse=True
-        )
+        stamped = []
+        for p in self.directory.glob("*.json"):
+            if not _RUN_ID.match(p.stem):
+                continue
+            try:
+                stamped.append((p.stat().st_mtime_ns, p.stem))
+            except OSError:  # removed meanwhile
+                continue
+        return [run_id for _, run_id in sorted(stamped, reverse=True)]
