@@ -144,7 +144,7 @@ def test_user_text_is_shown_as_text_not_html():
     link = '<a href="https://example.com">click</a> & co'
     c = _cand("evil", "task", 0.3, 1, per_class={"<b>cls</b>": 0.3})
     c["label"] = link
-    escaped = "&lt;a href=\"https://example.com\"&gt;click&lt;/a&gt; &amp; co"
+    escaped = '&lt;a href="https://example.com"&gt;click&lt;/a&gt; &amp; co'
     bars = charts.ranking_bars([c])
     assert bars.data[0].y == (f"1. {escaped}",)
     heat = charts.class_heatmap([c], kind="task")
