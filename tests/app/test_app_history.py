@@ -99,3 +99,38 @@ def test_no_runs_yet():
     at = _history()
     no_problems(at)
     assert at.info[0].value.startswith("No stored runs yet")
+
+
+def test_every_export_format_is_offered_and_builds(stored):
+    ranking, _ = stored
+    at = _history(ranking.run_id)
+    keys = {b.key for b in at.get("download_button")}
+    assert keys == {f"hist_download_{fmt}" for fmt in ("html", "pdf", "md", "json", "csv")}
+    # What the buttons send when clicked (built on demand from the stored run).
+    from ui.views import _export
+
+    doc = ranking.to_dict()
+    assert _export(doc, "pdf").startswith(b"%PDF-")
+    assert b"<html" in _export(doc, "html")[:2000].lower()
+    csv_head = _export(doc, "csv").decode().splitlines()[0]
+    assert "resque" in csv_head and "id" in csv_head
+
+
+def test_importing_a_json_export_stores_and_opens_it(stored, tmp_path):
+    ranking, validation = stored
+    from resque_core.report import render
+
+    exported = render(ranking.to_dict(), "json")
+    (RunStore(os.environ["RESQUE_CACHE_DIR"]).directory / f"{ranking.run_id}.json").unlink()
+    at = _history(validation.run_id)
+    at.file_uploader(key="hist_import").upload("run.json", exported).run()
+    at.button(key="hist_import_go").click().run()
+    no_problems(at)
+    assert at.query_params["run"] == ranking.run_id
+    assert at.selectbox(key="hist_run").value == ranking.run_id
+    assert list(table(at, "RESQUE")["id"]) == [c["id"] for c in ranking.to_dict()["candidates"]]
+    # a file that is not a run: a clear error, the page stays
+    at.file_uploader(key="hist_import").upload("bad.json", b'{"hello": 1}').run()
+    at.button(key="hist_import_go").click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith("Could not import the run: ")
