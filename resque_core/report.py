@@ -98,6 +98,11 @@ def _check_doc(doc: Any) -> dict[str, Any]:
     if not isinstance(doc, Mapping):
         raise ConfigError(f"a run document must be a JSON object, got {type(doc).__name__}")
     kind = doc.get("type")
+    if kind is None:
+        raise ConfigError(
+            "not a RESQUE run: it has no 'type' field; export the run again from the History "
+            "page or with `report --format json`"
+        )
     if kind not in _RUN_TYPES:
         raise ConfigError(
             f"not a RESQUE run: type {kind!r}; expected one of {', '.join(_RUN_TYPES)}"

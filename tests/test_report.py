@@ -514,7 +514,7 @@ def test_validation_run_in_every_format(store, validation_doc, tmp_path, monkeyp
 def test_render_rejects_unknown_formats_and_documents(kwh_doc):
     with pytest.raises(ConfigError, match=r"^unknown report format 'docx'; allowed: html, pdf, md"):
         report.render(kwh_doc, "docx")
-    with pytest.raises(ConfigError, match=r"^not a RESQUE run: type None"):
+    with pytest.raises(ConfigError, match=r"^not a RESQUE run: it has no 'type' field; export"):
         report.render({"candidates": []}, "md")
 
 
