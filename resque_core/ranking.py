@@ -14,6 +14,8 @@ also gets predicted epochs, kWh and CO2, which are comparable across kinds: the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import time
 from collections.abc import Callable
@@ -133,6 +135,27 @@ class Ranking:
             "environment": environment(),
         }
 
+    def content_key(self) -> str:
+        """Same plan, ordering, cost settings and the same results (by their cache keys and
+        predictions) give the same key; timings and cache hits do not count."""
+        content = {
+            "plan": self.plan.to_dict(),
+            "ordered_by": self.ordered_by,
+            "cancelled": self.cancelled,
+            "cost": self.cost,
+            "results": [
+                [
+                    r.candidate.id,
+                    r.score.key if r.score else None,
+                    r.error,
+                    r.prediction.to_dict() if r.prediction else None,
+                ]
+                for r in self.results
+            ],
+        }
+        blob = json.dumps(content, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
     @property
     def over_budget(self) -> list[CandidateResult]:
         """Candidates whose predicted cost exceeds a budget of the cost options."""
@@ -180,12 +203,15 @@ def rank_plan(
     cancel: Callable[[], bool] | None = None,
     ordered_by: str = "resque",
     cost: CostOptions | None = None,
+    reuse_stored: bool = False,
 ) -> Ranking:
     """Score all candidates and rank them; store the run in ``runs`` if given.
 
     ``on_candidate(i, n, result)`` is called after each candidate. Cancelling keeps the
     candidates finished so far (the ranking is marked ``cancelled``). ``cost``: also predict
     epochs, kWh and CO2 per candidate (needed by the cost orderings) and check its budgets.
+    ``reuse_stored``: if ``runs`` already holds a run with the same content (plan, settings and
+    results), keep its id instead of storing a copy.
     """
     if ordered_by not in ORDERINGS:
         raise ConfigError(f"unknown ordering {ordered_by!r}; allowed: {', '.join(ORDERINGS)}")
@@ -242,7 +268,8 @@ def rank_plan(
     )
     _assign_ranks(ranking)
     if runs is not None:
-        ranking.run_id = runs.save(ranking.to_dict())
+        key = ranking.content_key() if reuse_stored else None
+        ranking.run_id = runs.save(ranking.to_dict(), content_key=key)
     return ranking
 
 

@@ -42,7 +42,20 @@ class RunStore:
             )
         return self.directory / f"{run_id}.json"
 
-    def save(self, doc: dict[str, Any], run_id: str | None = None) -> str:
+    def save(
+        self, doc: dict[str, Any], run_id: str | None = None, *, content_key: str | None = None
+    ) -> str:
+        """Store ``doc``; returns its run id.
+
+        ``content_key``: what makes two runs the same (e.g. the same plan with the same cached
+        results): if a stored run has this key, its id is returned and nothing is written, so a
+        dashboard reopened many times does not fill the history with copies.
+        """
+        marker = self.directory / "by_content" / f"{content_key}" if content_key else None
+        if marker is not None and marker.exists():
+            known = marker.read_text(encoding="utf-8").strip()
+            if _RUN_ID.match(known) and self._path(known).exists():
+                return known
         run_id = run_id or new_run_id()
         path = self._path(run_id)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -50,6 +63,12 @@ class RunStore:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump({**doc, "run_id": run_id}, f, indent=1, default=str)
         os.replace(tmp, path)
+        if marker is not None:
+            marker.parent.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=marker.parent, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(run_id)
+            os.replace(tmp, marker)
         return run_id
 
     def load(self, run_id: str) -> dict[str, Any]:

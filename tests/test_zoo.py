@@ -18,6 +18,7 @@ from resque_core.evaluate import accuracy, held_out
 from resque_core.pipeline import ModelConfig, RunConfig, Scorer
 from resque_core.plans import load_plan
 from resque_core.ranking import rank_plan
+from resque_core.runs import RunStore
 from resque_core.shifts import parse_shift
 from resque_core.store import ResultStore
 
@@ -159,3 +160,12 @@ def test_demo_ranking_scores_everything_and_noise_grows_with_severity(plan, tmp_
     assert all(r.score.cached for r in again.results)
     assert [r.score.value for r in again.results] == [r.score.value for r in ranking.results]
     assert again.seconds < 1.0
+
+    # Stored runs: a repeat with reuse_stored keeps the stored run; other content gets its own.
+    runs = RunStore(tmp_path / "cache")
+    first = rank_plan(small, store=store, runs=runs, reuse_stored=True).run_id
+    assert rank_plan(small, store=store, runs=runs, reuse_stored=True).run_id == first
+    assert rank_plan(small, store=store, runs=runs).run_id != first  # plain: always a new run
+    fewer = replace(small, candidates=small.candidates[:3])
+    assert rank_plan(fewer, store=store, runs=runs, reuse_stored=True).run_id != first
+    assert len(runs.list()) == 3

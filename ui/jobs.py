@@ -98,6 +98,8 @@ def _work(
             cancel=job.cancel.is_set,
             ordered_by=ordered_by,
             cost=cost,
+            # Reopening the app re-ranks from the cache: keep one stored run, not a copy each time.
+            reuse_stored=True,
         )
         job.ranking = ranking.to_dict()
     except ResqueError as e:
