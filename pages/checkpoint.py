@@ -136,7 +136,7 @@ with st.container(border=True):
                 trusted=trusted,
                 image_size=parse_image_size(image_size) if image_size else None,
                 mean=parse_floats(mean, name="mean"),
-                std=parse_floats(std, name="std"),
+                std=parse_floats(std, name="std", positive=True),
             )
             device = cached.device_name(plan.run)
             ckpt = cached.checkpoint(new_model, device)
@@ -204,6 +204,7 @@ with st.container(border=True):
             "—" if acc_box.failed else f"{value:.1%}",
             None if acc_box.failed else f"{n:,} held-out images",
             delta_color="off",
+            delta_arrow="off",
             help=accuracy_help,
         )
     else:

@@ -101,6 +101,17 @@ def test_bad_mean_is_an_error(digits_checkpoint, digits_npz):
     )
 
 
+def test_zero_std_is_an_error_not_a_division_by_zero(digits_checkpoint, digits_npz):
+    at = _checkpoint_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    _fill(at).run()
+    at.text_input(key="ckpt_std").set_value("0").run()
+    at.button(key="ckpt_apply").click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith("Could not use this checkpoint: std ")
+    assert "0" in at.error[0].value
+    assert at.session_state["plan"]["model"].get("std") in (None, [0.5])
+
+
 def test_trust_switch_warns_that_loading_runs_code(digits_checkpoint, digits_npz):
     at = _checkpoint_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
     assert not at.warning
