@@ -3,9 +3,8 @@
 import streamlit as st
 
 from resque_core import charts
-from resque_core.carbon import carbon_intensity, countries
+from resque_core.carbon import carbon_intensity
 from resque_core.cost import CostOptions, CostSettings
-from resque_core.energy import METERS
 from resque_core.ranking import ORDERINGS
 from resque_core.retrain import RetrainConfig
 from ui import cached, jobs, state, views, widgets
@@ -48,24 +47,9 @@ with st.expander(
         key="rank_order_by",
         disabled=not cost_on,
     )
-    meter_name = c_meter.selectbox(
-        "Energy meter",
-        METERS,
-        key="rank_meter",
-        disabled=not cost_on,
-        help="Measures the training probe. auto = codecarbon (CPU, RAM and the run's GPU; an "
-        "estimate without RAPL). nvml: GPU energy counter only. replay: a fixed 30 W, for demos "
-        "and tests, not a measurement.",
+    meter_name, country, pue = widgets.energy_inputs(
+        "rank", c_meter, c_country, c_pue, disabled=not cost_on
     )
-    table = countries()
-    country = c_country.selectbox(
-        "Carbon intensity of",
-        ["world", *table],
-        format_func=lambda c: "World average" if c == "world" else f"{table[c]} ({c})",
-        key="rank_country",
-        disabled=not cost_on,
-    )
-    pue = c_pue.number_input("PUE", 1.0, 3.0, 1.0, 0.05, key="rank_pue", disabled=not cost_on)
     max_kwh = c_kwh.number_input(
         "Budget, kWh (0 = none)",
         min_value=0.0,
@@ -87,9 +71,7 @@ cost = None
 if cost_on:
     with user_errors("Check the cost settings") as box:
         cost = CostOptions(
-            settings=CostSettings(
-                carbon_intensity(country=None if country == "world" else country, pue=float(pue))
-            ),
+            settings=CostSettings(carbon_intensity(country=country, pue=pue)),
             procedure=RetrainConfig(seed=plan.run.seed, device=cached.device_name(plan.run)),
             meter=meter_name,
             cache_dir=str(cached.cache_dir()),

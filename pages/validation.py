@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from resque_core.carbon import carbon_intensity, countries
+from resque_core.carbon import carbon_intensity
 from resque_core.cost import CostSettings, calibration_key, load_calibrations
-from resque_core.energy import METERS, make_meter
+from resque_core.energy import make_meter
 from resque_core.retrain import AUGMENTATIONS, RetrainConfig
 from resque_core.validation import ValidationJob, suggest_candidates
 from ui import cached, jobs, state, views, widgets
@@ -70,21 +70,7 @@ with st.expander("Retraining and cost settings", icon=":material/tune:"):
     budget = left.number_input(
         "Time budget per candidate (s, 0 = none)", 0.0, 86400.0, 0.0, 10.0, key="val_time_budget"
     )
-    meter_name = right.selectbox(
-        "Energy meter",
-        METERS,
-        key="val_meter",
-        help="auto = codecarbon (CPU, RAM and the run's GPU; an estimate without RAPL). nvml: "
-        "GPU energy counter only. replay: a fixed 30 W, not a measurement.",
-    )
-    table = countries()
-    country = right.selectbox(
-        "Carbon intensity of",
-        ["world", *table],
-        format_func=lambda c: "World average" if c == "world" else f"{table[c]} ({c})",
-        key="val_country",
-    )
-    pue = right.number_input("PUE", 1.0, 3.0, 1.0, 0.05, key="val_pue")
+    meter_name, country, pue = widgets.energy_inputs("val", right, right, right)
 
 with user_errors("Check the settings") as box:
     device = cached.device_name(plan.run)
@@ -96,7 +82,7 @@ with user_errors("Check the settings") as box:
         seed=plan.run.seed,
         device=device,
     )
-    intensity = carbon_intensity(country=None if country == "world" else country, pue=float(pue))
+    intensity = carbon_intensity(country=country, pue=pue)
     settings = CostSettings(intensity)
     make_meter(meter_name, device=device)
 if box.failed:

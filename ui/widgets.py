@@ -19,6 +19,7 @@ from . import state
 __all__ = [
     "KIND_LABELS",
     "data_spec_input",
+    "energy_inputs",
     "plan_problem",
     "plan_sidebar",
     "ranking_rows",
@@ -103,6 +104,34 @@ def plan_sidebar() -> None:
             f"Source: `{doc.get('source') or '—'}`  \n"
             f"Candidates: {len(doc.get('candidates', []))}"
         )
+
+
+def energy_inputs(
+    prefix: str, meter_col: Any, country_col: Any, pue_col: Any, *, disabled: bool = False
+) -> tuple[str, str | None, float]:
+    """Energy meter, carbon-intensity location and PUE: (meter name, ISO-3 country or None for
+    the world average, PUE). Keys: ``{prefix}_meter``, ``{prefix}_country``, ``{prefix}_pue``."""
+    from resque_core.carbon import countries
+    from resque_core.energy import METERS
+
+    meter = meter_col.selectbox(
+        "Energy meter",
+        METERS,
+        key=f"{prefix}_meter",
+        disabled=disabled,
+        help="auto = codecarbon (CPU, RAM and the run's GPU; an estimate without RAPL). nvml: "
+        "GPU energy counter only. replay: a fixed 30 W, for demos and tests, not a measurement.",
+    )
+    table = countries()
+    country = country_col.selectbox(
+        "Carbon intensity of",
+        ["world", *table],
+        format_func=lambda c: "World average" if c == "world" else f"{table[c]} ({c})",
+        key=f"{prefix}_country",
+        disabled=disabled,
+    )
+    pue = pue_col.number_input("PUE", 1.0, 3.0, 1.0, 0.05, key=f"{prefix}_pue", disabled=disabled)
+    return meter, None if country == "world" else country, float(pue)
 
 
 def unique_id(text: str, taken: Iterable[str]) -> str:
