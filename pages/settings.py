@@ -124,7 +124,11 @@ with st.container(border=True):
         cols = st.columns(3)
         cols[0].metric("Size", f"{store.size_bytes() / 2**20:.1f} MiB")
         cols[1].metric("Entries", f"{len(store):,}")
-        cols[2].metric("Stored rankings", f"{len(runs.list()):,}")
+        cols[2].metric(
+            "Stored runs",
+            f"{len(runs.list()):,}",
+            help="Rankings and validations, listed on the History page.",
+        )
         st.caption(
             f"Location: `{cached.cache_dir()}` (set `RESQUE_CACHE_DIR` before starting the app to "
             "move it). Results are keyed by content: checkpoint and data hashes, preprocessing, "
@@ -136,7 +140,7 @@ with st.container(border=True):
             icon=":material/delete:",
             on_click=_clear_cache,
             help="Removes every cached result; rankings are then computed again. Stored "
-            "rankings (run files) are kept.",
+            "runs (rankings and validations on the History page) are kept.",
         )
         if (removed := st.session_state.pop("set_cleared", None)) is not None:
             st.success(f"Removed {removed:,} cached entries.", icon=":material/check:")

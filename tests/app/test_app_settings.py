@@ -61,7 +61,7 @@ def test_cache_size_and_clear(digits_checkpoint, digits_npz, tmp_path):
     no_problems(at)
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Entries"].replace(",", "")) > 0
-    assert metrics["Stored rankings"] == "1"
+    assert metrics["Stored runs"] == "1"
     assert str(tmp_path / "cache") in at.caption[-1].value
     at.button(key="set_clear_cache").click().run()
     no_problems(at)
