@@ -52,12 +52,7 @@ def _summary(path: str, _mtime_ns: int) -> dict[str, Any] | None:
 
 def _list_runs(store) -> list[dict[str, Any]]:
     rows = []
-    for run_id in store.list()[:_SHOWN]:
-        path = store.directory / f"{run_id}.json"
-        try:
-            mtime = path.stat().st_mtime_ns
-        except OSError:
-            continue
+    for _, path, mtime in store.entries()[:_SHOWN]:
         if (row := _summary(str(path), mtime)) is not None:
             rows.append(row)
     return rows

@@ -77,8 +77,9 @@ class RunStore:
             raise ConfigError(f"no stored run {run_id!r} in {self.directory}")
         return json.loads(path.read_text(encoding="utf-8"))
 
-    def list(self) -> list[str]:
-        """Run ids, most recently stored first (ids of one second are ordered by write time)."""
+    def entries(self) -> list[tuple[str, Path, int]]:
+        """(run id, file, modification time in ns) of every stored run, most recently stored
+        first (ids of one second are ordered by write time)."""
         if not self.directory.exists():
             return []
         stamped = []
@@ -86,7 +87,11 @@ class RunStore:
             if not _RUN_ID.match(p.stem):
                 continue
             try:
-                stamped.append((p.stat().st_mtime_ns, p.stem))
+                stamped.append((p.stem, p, p.stat().st_mtime_ns))
             except OSError:  # removed meanwhile
                 continue
-        return [run_id for _, run_id in sorted(stamped, reverse=True)]
+        return sorted(stamped, key=lambda e: (e[2], e[0]), reverse=True)
+
+    def list(self) -> list[str]:
+        """Run ids, most recently stored first."""
+        return [run_id for run_id, _, _ in self.entries()]

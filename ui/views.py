@@ -8,7 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from resque_core import charts
+from resque_core import charts, report
 from resque_core.validation import MEASURES, recalibrate
 
 from . import cached, widgets
@@ -26,14 +26,13 @@ __all__ = [
     "validation_rows",
 ]
 
-# (format, button label, file extension, MIME type)
-_FORMATS = (
-    ("html", "HTML report", "html", "text/html"),
-    ("pdf", "PDF", "pdf", "application/pdf"),
-    ("md", "Markdown", "md", "text/markdown"),
-    ("json", "JSON (re-importable)", "json", "application/json"),
-    ("csv", "CSV table", "csv", "text/csv"),
-)
+_FORMAT_LABELS = {
+    "html": "HTML report",
+    "pdf": "PDF",
+    "md": "Markdown",
+    "json": "JSON (re-importable)",
+    "csv": "CSV table",
+}
 
 
 def ranking_metrics(ranking: dict[str, Any], n_planned: int | None = None) -> None:
@@ -138,20 +137,14 @@ def ranking_charts(ranking: dict[str, Any], *, key_prefix: str) -> None:
         )
 
 
-def _export(run: dict[str, Any], fmt: str) -> bytes:
-    from resque_core import report
-
-    return report.render(run, fmt)
-
-
 def report_downloads(run: dict[str, Any], *, key_prefix: str) -> None:
     """Download buttons for every export format of a stored run (built when clicked)."""
     run_id = run.get("run_id") or "unsaved"
-    cols = st.columns(len(_FORMATS))
-    for col, (fmt, label, ext, mime) in zip(cols, _FORMATS, strict=True):
+    cols = st.columns(len(report.FORMATS))
+    for col, (fmt, (ext, mime)) in zip(cols, report.FORMATS.items(), strict=True):
         col.download_button(
-            label,
-            data=lambda fmt=fmt: _export(run, fmt),
+            _FORMAT_LABELS[fmt],
+            data=lambda fmt=fmt: report.render(run, fmt),
             file_name=f"resque-{run_id}.{ext}",
             mime=mime,
             key=f"{key_prefix}_download_{fmt}",

@@ -107,12 +107,12 @@ def test_every_export_format_is_offered_and_builds(stored):
     keys = {b.key for b in at.get("download_button")}
     assert keys == {f"hist_download_{fmt}" for fmt in ("html", "pdf", "md", "json", "csv")}
     # What the buttons send when clicked (built on demand from the stored run).
-    from ui.views import _export
+    from resque_core.report import render
 
     doc = ranking.to_dict()
-    assert _export(doc, "pdf").startswith(b"%PDF-")
-    assert b"<html" in _export(doc, "html")[:2000].lower()
-    csv_head = _export(doc, "csv").decode().splitlines()[0]
+    assert render(doc, "pdf").startswith(b"%PDF-")
+    assert b"<html" in render(doc, "html")[:2000].lower()
+    csv_head = render(doc, "csv").decode().splitlines()[0]
     assert "resque" in csv_head and "id" in csv_head
 
 
