@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ._util import file_stamp, sha256_file
+from ._util import file_sha256, regular_file
 from .archs import build_model
 from .errors import CheckpointError, ConfigError, DataError, LayerError, ResqueError
 
@@ -59,8 +59,6 @@ _TRUST_HINT = (
     "if you trust its origin, retry with --trust-checkpoint (CLI) or the 'Trust this file' "
     "switch (app); or save model.state_dict() and pass --arch"
 )
-
-_sha256_memo: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass
@@ -118,12 +116,8 @@ def load_checkpoint(
     the architecture exactly (strict loading). Every problem is a CheckpointError naming the
     file (an unknown ``arch`` is a ConfigError).
     """
-    p = Path(path)
-    if not p.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {path} is a directory; give the checkpoint file")
-    sha256 = _sha256(p)
+    p = regular_file(path, what="checkpoint", error=CheckpointError)
+    sha256 = file_sha256(p)
     kind = _sniff(p)
     module_types: dict[str, str] = {}
     if kind == "torchscript":
@@ -167,14 +161,6 @@ def load_checkpoint(
         hookable=not isinstance(model, torch.jit.ScriptModule),
         module_types=module_types,
     )
-
-
-def _sha256(path: Path) -> str:
-    stamp = file_stamp(path)
-    digest = _sha256_memo.get(stamp)
-    if digest is None:
-        digest = _sha256_memo[stamp] = sha256_file(path)
-    return digest
 
 
 def _not_torch(path: Path) -> CheckpointError:

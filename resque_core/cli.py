@@ -410,6 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ResqueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        # Permissions, a read-only or invalid cache dir, a full disk: the user's to fix.
+        where = f" {e.filename}" if e.filename else ""
+        print(f"error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -48,7 +48,7 @@ import torch
 from PIL import Image
 
 from . import synthetic
-from ._util import file_stamp, sha256_file, unknown_name_message
+from ._util import file_sha256, unknown_name_message
 from .errors import ConfigError, DataError
 
 __all__ = [
@@ -680,24 +680,14 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------- fingerprints
-@functools.lru_cache(maxsize=65536)
-def _sha256_stamped(stamp: tuple[str, int, int]) -> str:
-    return sha256_file(stamp[0])
-
-
-def _file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, memoised on (path, size, mtime)."""
-    return _sha256_stamped(file_stamp(path))
-
-
 def _tree_digest(path: Path) -> str:
     """A file's SHA-256, or for a folder the SHA-256 over its top-level folder names and the
     sorted (relative path, SHA-256) of its non-hidden files."""
     if path.is_file():
-        return _file_sha256(path)
+        return file_sha256(path)
     files, tops = _walk(path)
     entries = [["dir", d] for d in sorted(tops)] + [
-        ["file", f, _file_sha256(path / f)] for f in files
+        ["file", f, file_sha256(path / f)] for f in files
     ]
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
@@ -717,7 +707,7 @@ def data_fingerprint(spec: str) -> str:
     if parsed.kind == "folder":
         doc["tree"] = _tree_digest(parsed.path)
     elif parsed.kind in ("zip", "npz"):
-        doc["sha256"] = _file_sha256(parsed.path)
+        doc["sha256"] = file_sha256(parsed.path)
     elif parsed.kind == "torchvision":
         entry = TORCHVISION_DATASETS[parsed.name]
         target = parsed.path / entry.folder.format(split=parsed.split)
@@ -726,14 +716,14 @@ def data_fingerprint(spec: str) -> str:
         doc.update(name=parsed.name, split=parsed.split, tree=_tree_digest(target))
     elif parsed.name == "fashion-mnist":
         files = _fashion_files(parsed.split)
-        doc.update(name=parsed.name, split=parsed.split, files=[_file_sha256(f) for f in files])
+        doc.update(name=parsed.name, split=parsed.split, files=[file_sha256(f) for f in files])
     else:
         doc.update(
             name=parsed.name,
             split=parsed.split,
             sklearn=metadata.version("scikit-learn"),
             pillow=metadata.version("pillow"),
-            recipe=_file_sha256(Path(synthetic.__file__)),
+            recipe=file_sha256(Path(synthetic.__file__)),
         )
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from . import data as data_mod
-from .errors import Cancelled, ConfigError, DataError
+from ._util import regular_file
+from .errors import Cancelled, CheckpointError, ConfigError, DataError
 from .estimators import ClassSums, resque_dist, resque_task_variants
 from .features import Batch, class_sums, embeddings
 from .shifts import ShiftSpec, apply_shift, parse_shift
@@ -165,12 +166,12 @@ class Scorer:
     # ----------------------------------------------------------------- identities (cheap)
     def checkpoint_sha256(self) -> str:
         if self._sha256 is None:
-            path = self.model_config.checkpoint
             if self.store is not None:
-                try:
-                    self._sha256 = self.store.file_sha256(path)
-                except OSError:
-                    self._sha256 = self.checkpoint().sha256  # raises the proper error
+                # Checked first: a FIFO or /dev/zero must be refused, never hashed.
+                path = regular_file(
+                    self.model_config.checkpoint, what="checkpoint", error=CheckpointError
+                )
+                self._sha256 = self.store.file_sha256(path)
             else:
                 self._sha256 = self.checkpoint().sha256
         return self._sha256
