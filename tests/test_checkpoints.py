@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from resque_core import checkpoints
+from resque_core import _util
 from resque_core.archs import build_model
 from resque_core.checkpoints import LayerInfo, default_layer, list_layers, load_checkpoint
 from resque_core.errors import CheckpointError, ConfigError, DataError, LayerError
@@ -115,12 +115,13 @@ def test_nested_and_prefixed_state_dicts_load(model, batch, tmp_path, key, prefi
 
 def test_sha256_is_memoised_by_file_stamp(state_file, monkeypatch):
     calls = []
-    real = checkpoints.sha256_file
-    monkeypatch.setattr(checkpoints, "sha256_file", lambda p: calls.append(p) or real(p))
-    monkeypatch.setattr(checkpoints, "_sha256_memo", {})
+    real = _util.sha256_file
+    monkeypatch.setattr(_util, "sha256_file", lambda p: calls.append(p) or real(p))
+    _util._sha256_stamped.cache_clear()
     first = load_checkpoint(state_file, arch="small_cnn")
     second = load_checkpoint(state_file, arch="small_cnn")
-    assert first.sha256 == second.sha256 and len(calls) == 1
+    assert first.sha256 == second.sha256 == hashlib.sha256(state_file.read_bytes()).hexdigest()
+    assert len(calls) == 1
 
 
 def test_state_dict_without_arch_says_to_pass_it(state_file):
@@ -201,7 +202,7 @@ def test_missing_file(tmp_path):
 
 
 def test_directory_is_not_a_checkpoint(tmp_path):
-    message = f"checkpoint {tmp_path} is a directory; give the checkpoint file"
+    message = f"checkpoint {tmp_path} is a directory; give the file"
     with pytest.raises(CheckpointError, match=re.escape(message)):
         load_checkpoint(tmp_path)
 
