@@ -1,10 +1,16 @@
-"""History: every stored ranking and validation, reopened read-only, with a link and exports."""
+"""History: every stored ranking and validation, reopened read-only, with a link and exports.
 
-import json
+Every stored document is checked (``resque_core.documents.check_run``) before it is listed or
+shown. One that does not fit is listed as "unreadable" with its file name and the reason; the
+other runs, the import and every other session's page keep working.
+"""
+
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from resque_core import documents as docs
 from resque_core.errors import ResqueError
 from ui import cached, views, widgets
 from ui.feedback import user_errors
@@ -18,44 +24,61 @@ st.caption(
 )
 
 
-@st.cache_data(max_entries=2000, show_spinner=False)
-def _summary(path: str, _mtime_ns: int) -> dict[str, Any] | None:
-    """One line of the run list (None for a file that is not a readable run)."""
+UNREADABLE = "unreadable"  # the type shown for a stored file that is not a valid run
+
+
+def _open(store, run_id: str) -> tuple[docs.RunDoc | None, str]:
+    """The checked document of a stored run, or None and why it cannot be shown."""
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        return None
-    kind = doc.get("type")
-    plan = doc.get("plan") or {}
-    if kind == "ranking":
-        ok = [c for c in doc.get("candidates", []) if c.get("status") == "ok"]
-        outcome = f"{len(ok)} / {len(doc.get('candidates', []))} ranked"
+        return docs.check_run(store.load(run_id)), ""
+    except ResqueError as e:
+        return None, str(e)
+    # The store's reading of a damaged file may still fail below its own errors; one such file
+    # must not take the page down for every session.
+    except RecursionError:
+        return None, "the file is nested too deeply to be a run"
+    except OSError as e:
+        return None, f"the file cannot be read: {e.strerror or e}"
+    except ValueError:
+        return None, "the file is not a complete JSON document"
+
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def _summary(_store, run_id: str, path: str, mtime_ns: int) -> dict[str, Any]:
+    """One line of the run list; ``path`` and ``mtime_ns`` key the cache (a rewritten file is
+    read again)."""
+    doc, why = _open(_store, run_id)
+    if doc is None:
+        return {
+            "run": run_id,
+            "type": UNREADABLE,
+            "created (UTC)": "",
+            "comparison": "",
+            "outcome": f"{Path(path).name}: {why}",
+        }
+    if doc["type"] == "ranking":
+        ok = docs.scored(doc)
+        outcome = f"{len(ok)} / {len(doc['candidates'])} ranked"
         if ok:
-            outcome += f"; first: {ok[0].get('label')}"
-    elif kind == "validation":
-        runs = doc.get("runs", [])
-        done = [r for r in runs if r.get("epochs") is not None]
-        outcome = f"{len(done)} / {len(runs)} retrained"
+            outcome += f"; first: {ok[0]['label']}"
     else:
-        return None
+        outcome = f"{len(docs.measured(doc))} / {len(doc['runs'])} retrained"
     if doc.get("cancelled"):
         outcome += " (cancelled)"
     return {
-        "run": doc.get("run_id"),
-        "type": kind,
+        "run": run_id,
+        "type": doc["type"],
         "created (UTC)": str(doc.get("created", "")).replace("T", " ")[:19],
-        "comparison": plan.get("name", ""),
+        "comparison": doc["plan"].get("name") or "",
         "outcome": outcome,
     }
 
 
 def _list_runs(store) -> list[dict[str, Any]]:
-    rows = []
-    for _, path, mtime in store.entries()[:_SHOWN]:
-        if (row := _summary(str(path), mtime)) is not None:
-            rows.append(row)
-    return rows
+    return [
+        _summary(store, run_id, str(path), mtime)
+        for run_id, path, mtime in store.entries()[:_SHOWN]
+    ]
 
 
 with user_errors("Could not open the run store") as box:
@@ -89,12 +112,13 @@ if not rows:
     st.stop()
 
 # ----------------------------------------------------------------------------- the list
-ids = [r["run"] for r in rows]
+ids = [r["run"] for r in rows if r["type"] != UNREADABLE]
 wanted = st.query_params.get("run")
 if wanted and wanted not in ids:
-    with user_errors("Could not open the linked run") as box:
-        store.load(wanted)  # names the problem: malformed id or no such run
-    if not box.failed:  # stored but older than the list shows: offer it too
+    _, why = _open(store, wanted)  # names the problem: malformed id, no such run, bad file
+    if why:
+        st.error(f"Could not open the linked run: {views.md_text(why)}", icon="⚠️")
+    else:  # stored but older than the list shows: offer it too
         ids.insert(0, wanted)
         rows.insert(0, {"run": wanted, "type": "", "created (UTC)": "", "comparison": ""})
 if st.session_state.get("hist_run_of_link") != wanted and wanted in ids:
@@ -117,18 +141,17 @@ if st.query_params.get("run") != chosen:
     st.query_params["run"] = chosen
     st.session_state["hist_run_of_link"] = chosen
 
-try:
-    doc = store.load(chosen)
-except (ResqueError, OSError, ValueError) as e:
-    st.error(f"Could not read run {chosen}: {e}", icon="⚠️")
+doc, why = _open(store, chosen)
+if doc is None:
+    st.error(f"Could not read run {chosen}: {views.md_text(why)}", icon="⚠️")
     st.stop()
 
 # ----------------------------------------------------------------------------- one run
-plan = doc.get("plan") or {}
-st.subheader(plan.get("name") or chosen)
+plan = doc["plan"]
+st.subheader(views.md_text(plan.get("name") or chosen))
 st.caption(
     f"{'Ranking' if doc['type'] == 'ranking' else 'Validation'} `{chosen}` · "
-    f"created {str(doc.get('created', '')).replace('T', ' ')} UTC · read-only · "
+    f"created {views.md_text(str(doc.get('created', '')).replace('T', ' '))} UTC · read-only · "
     f"link: [?run={chosen}](/history?run={chosen})"
 )
 if doc["type"] == "ranking":

@@ -9,7 +9,8 @@ can export them with kaleido. Results come in the JSON form of
 RESQUE_dist and RESQUE_task are on different scales, so no figure puts both on one value axis.
 
 Plotly reads text in figures as a subset of HTML (links included), so every user-given string
-(candidate labels, class names, titles) goes through :func:`_text` first.
+(candidate labels and ids, class names, shift names, layer names, titles) goes through
+:func:`_text` here, and only here: callers (the report, the app's views) pass raw text.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .documents import scored
 from .errors import ConfigError
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "ranking_bars",
     "severity_lines",
     "shift_preview",
+    "training_curves",
 ]
 
 Result = Mapping[str, Any]
@@ -57,7 +60,9 @@ _BAR_PX = 26  # height of one bar row, so long rankings stay readable
 
 
 def _text(value: Any) -> str:
-    """A user-given string as plain text in a figure (no tags or links)."""
+    """A user-given string as plain text in a figure (no tags or links). Plotly decodes
+    ``&lt;`` ``&gt;`` ``&amp;`` in the text it draws, so escaping once shows the string as
+    typed; escaping twice would show the entities."""
     return html.escape(str(value), quote=False)
 
 
@@ -68,11 +73,7 @@ def _check_kind(kind: str) -> None:
 
 def _scored(candidates: Sequence[Result], kind: str | None = None) -> list[Result]:
     """Scored candidates (of ``kind``) in rank order; failed ones are left out."""
-    ok = [
-        c
-        for c in candidates
-        if c.get("status") == "ok" and c.get("resque") is not None and kind in (None, c["kind"])
-    ]
+    ok = [c for c in scored(candidates) if kind in (None, c["kind"])]
     return sorted(ok, key=lambda c: (c["kind"] != "dist", c.get("rank") or 0, c["resque"]))
 
 
@@ -115,7 +116,7 @@ def ranking_bars(candidates: Sequence[Result]) -> go.Figure:
                 text=[f"{c['resque']:.3f}" for c in rows],
                 textposition="outside",
                 cliponaxis=False,
-                customdata=[[c["id"]] for c in rows],
+                customdata=[[_text(c["id"])] for c in rows],
                 hovertemplate="%{y}<br>RESQUE %{x:.4f}<br>id %{customdata[0]}<extra></extra>",
                 name=KIND_TITLES[kind],
                 showlegend=False,
@@ -156,8 +157,8 @@ def severity_lines(candidates: Sequence[Result]) -> go.Figure:
                 x=[p[0] for p in points],
                 y=[p[1] for p in points],
                 mode="lines+markers",
-                name=name,
-                hovertemplate=f"{name}<br>severity %{{x}}<br>RESQUE %{{y:.4f}}<extra></extra>",
+                name=_text(name),
+                hovertemplate="%{fullData.name}<br>severity %{x}<br>RESQUE %{y:.4f}<extra></extra>",
             )
         )
     fig.update_layout(
@@ -179,7 +180,7 @@ def class_heatmap(candidates: Sequence[Result], *, kind: Kind = "dist") -> go.Fi
     of samples that the clustering puts outside the class's own cluster.
     """
     _check_kind(kind)
-    rows = [c for c in _scored(candidates, kind) if c.get("score", {}).get("per_class")]
+    rows = [c for c in _scored(candidates, kind) if (c.get("score") or {}).get("per_class")]
     if not rows:
         return _empty(f"No per-class values for {KIND_TITLES[kind].lower()} yet")
     classes: list[str] = []
@@ -299,6 +300,35 @@ def predicted_vs_measured(
         font=_FONT,
         xaxis_title=f"measured {title}",
         yaxis_title=f"predicted {title} (interval)",
+        height=380,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    )
+    return fig
+
+
+def training_curves(
+    curves: Mapping[str, Sequence[float]], *, target: float | None = None
+) -> go.Figure:
+    """Held-out accuracy (a fraction) after each epoch, one line per retrained candidate.
+
+    ``curves``: candidate name -> accuracy after epoch 1, 2, ...; ``target``: the accuracy
+    retraining stopped at, drawn as a dotted line.
+    """
+    if not curves:
+        return _empty("No candidate needed a training epoch")
+    fig = go.Figure(
+        [
+            go.Scatter(x=list(range(1, len(v) + 1)), y=list(v), name=_text(name))
+            for name, v in curves.items()
+        ]
+    )
+    if target is not None:
+        fig.add_hline(y=target, line_dash="dot")
+    fig.update_layout(
+        template=_TEMPLATE,
+        font=_FONT,
+        xaxis_title="epoch",
+        yaxis_title="held-out accuracy",
         height=380,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )

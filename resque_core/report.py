@@ -14,6 +14,9 @@ hardware and versions.
   or if printing fails, a text-only PDF written here, which says that the charts are omitted.
 - ``md``: the same sections as Markdown (no charts).
 - ``json``: the run document itself; :func:`import_run` stores it back unchanged.
+
+Every document is checked by :func:`resque_core.documents.check_run` before it is rendered or
+imported, so a malformed one is refused with one line naming the bad field.
 - ``csv``: the ranking table (a validation: the retrained candidates), raw numbers.
 
 :func:`render` returns the bytes (for a download button); :func:`export_run` writes a file.
@@ -37,6 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from . import documents as docs
+from ._util import regular_file
+from .documents import RunDoc, check_run
 from .errors import ConfigError
 from .runs import RunStore
 
@@ -62,9 +68,9 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 """Format -> (file extension, MIME type)."""
 
-_RUN_TYPES = {"ranking": "candidates", "validation": "runs"}  # type -> its list of results
 _COST_KEYS = {"epochs": "epochs", "kwh": "energy_kwh", "co2": "co2_kg"}  # ordering -> field
 _PRINT_TIMEOUT_S = 90.0
+_MAX_IMPORT_BYTES = 64 * 2**20  # a stored run is tens of kB; anything this large is not one
 _CITATION = (
     'Sangarya & Kim, "RESQUE: Quantifying Estimator to Task and Distribution Shift for '
     'Sustainable Model Reusability", AAAI 2025 (arXiv 2412.15511)'
@@ -94,39 +100,18 @@ def _check_format(fmt: str) -> None:
         raise ConfigError(f"unknown report format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
 
-def _check_doc(doc: Any) -> dict[str, Any]:
-    if not isinstance(doc, Mapping):
-        raise ConfigError(f"a run document must be a JSON object, got {type(doc).__name__}")
-    kind = doc.get("type")
-    if kind is None:
-        raise ConfigError(
-            "not a RESQUE run: it has no 'type' field; export the run again from the History "
-            "page or with `report --format json`"
-        )
-    if kind not in _RUN_TYPES:
-        raise ConfigError(
-            f"not a RESQUE run: type {kind!r}; expected one of {', '.join(_RUN_TYPES)}"
-        )
-    for key in ("plan", _RUN_TYPES[kind]):
-        if not isinstance(doc.get(key), dict if key == "plan" else list):
-            raise ConfigError(f"{kind} run document without a valid {key!r} field")
-    return dict(doc)
-
-
-def load_run(
-    run: str | Mapping[str, Any], *, cache_dir: str | os.PathLike | None = None
-) -> dict[str, Any]:
-    """A run document: ``run`` itself when it is one, else the stored run with that id
+def load_run(run: str | Mapping[str, Any], *, cache_dir: str | os.PathLike | None = None) -> RunDoc:
+    """A checked run document: ``run`` itself when it is one, else the stored run with that id
     (``"latest"``: the newest stored run) from the run store under ``cache_dir``."""
     if not isinstance(run, str):
-        return _check_doc(run)
+        return check_run(run)
     store = RunStore(cache_dir)
     if run == "latest":
         ids = store.list()
         if not ids:
             raise ConfigError(f"no stored runs in {store.directory}: rank a plan first")
         run = ids[0]
-    return _check_doc(store.load(run))
+    return check_run(store.load(run))
 
 
 def import_run(
@@ -135,24 +120,37 @@ def import_run(
     """Store a run exported as JSON (``bytes``: the file's content; ``str`` / path: the file)
     in the run store under ``cache_dir``; return its run id.
 
-    The document is kept unchanged, under its own run id (a new one if it has none), so that
-    loading it gives back exactly what was exported. Importing the same run twice is harmless;
-    a different run under the same id is refused.
+    The document is checked (:func:`~resque_core.documents.check_run`) and kept unchanged,
+    under its own run id (a new one if it has none), so that loading it gives back exactly what
+    was exported. Importing the same run twice is harmless; a different run under the same id
+    is refused.
     """
     if isinstance(source, bytes | bytearray):
-        text, where = bytes(source).decode("utf-8", errors="replace"), "the uploaded file"
+        where = "the uploaded file"
+        if len(source) > _MAX_IMPORT_BYTES:
+            raise ConfigError(
+                f"{where} is {len(source) / 2**20:,.0f} MiB, over the limit of "
+                f"{_MAX_IMPORT_BYTES / 2**20:,.0f} MiB for a run export"
+            )
+        text = bytes(source).decode("utf-8", errors="replace")
     else:
         where = str(source)
+        path = regular_file(source, what="run file", error=ConfigError, max_bytes=_MAX_IMPORT_BYTES)
         try:
-            text = Path(source).read_text(encoding="utf-8", errors="replace")
+            text = path.read_text(encoding="utf-8", errors="replace")
         except OSError as e:
             raise ConfigError(f"cannot read {where}: {e.strerror or e}") from None
     try:
-        doc = _check_doc(json.loads(text))
+        raw = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(
             f"{where} is not JSON ({e.msg}, line {e.lineno}): export it again"
         ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{where} is nested too deeply to be a RESQUE run: export it again"
+        ) from None
+    doc = check_run(raw)
     store = RunStore(cache_dir)
     run_id = doc.get("run_id")
     if run_id is not None and run_id in store.list():
@@ -242,25 +240,17 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> _Table:
     )
 
 
-def _scored(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [c for c in doc["candidates"] if c.get("status") == "ok"]
-
-
-def _measured(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in doc["runs"] if r.get("epochs") is not None]
-
-
 # ----------------------------------------------------------------------------- the decision
 def _lead_spans(doc: Mapping[str, Any]) -> tuple[str, ...]:
     if doc["type"] == "validation":
         return _validation_lead(doc)
-    scored = _scored(doc)
+    scored = docs.scored(doc)
     if not scored:
         return (
             "No candidate was scored, so this run supports no reuse decision"
             + ("; the reasons are listed under Candidates." if doc["candidates"] else "."),
         )
-    predicted = [c for c in scored if c.get("predicted")]
+    predicted = docs.with_prediction(scored)
     ordered_by = doc.get("ordered_by", "resque")
     if ordered_by in _COST_KEYS and predicted:
         best = predicted[0]
@@ -293,14 +283,14 @@ def _lead_spans(doc: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _validation_lead(doc: Mapping[str, Any]) -> tuple[str, ...]:
-    runs, measured = doc["runs"], _measured(doc)
+    runs, measured = doc["runs"], docs.measured(doc)
     if not measured:
         return (
             f"No candidate finished retraining ({_plural(len(runs), 'failure')}), so this "
             "validation measured nothing; the reasons are listed below.",
         )
     best = min(measured, key=lambda r: (r["epochs"], r["energy_kwh"] or 0.0))
-    predicted = [r for r in measured if r.get("predicted")]
+    predicted = docs.with_prediction(measured)
     inside = sum(
         r["predicted"]["epochs_interval"][0] <= r["epochs"] <= r["predicted"]["epochs_interval"][1]
         for r in predicted
@@ -319,7 +309,7 @@ def _validation_lead(doc: Mapping[str, Any]) -> tuple[str, ...]:
 def decision(doc: Mapping[str, Any]) -> str:
     """The report's first sentence: the best candidate by the run's ordering, with its predicted
     cost and interval when the run has a cost model (a validation: the cheapest measured one)."""
-    return "".join(_lead_spans(_check_doc(doc)))
+    return "".join(_lead_spans(check_run(doc)))
 
 
 def _calibration_notes(doc: Mapping[str, Any], kinds: Sequence[str]) -> list[str]:
@@ -370,16 +360,16 @@ def _confidence(doc: Mapping[str, Any]) -> str:
             else:
                 parts.append(
                     f"{_KIND_INDEX[kind]} vs epochs: Spearman {c['spearman']:+.2f}, "
-                    f"Pearson {c['pearson']:+.2f} (n={c['n']})"
+                    f"Pearson {_g(c['pearson'], '+.2f')} (n={c['n']})"
                 )
         return ("How sure: " + "; ".join(parts) + ".") if parts else ""
-    scored = _scored(doc)
+    scored = docs.scored(doc)
     if not scored:
         return ""
     ordered_by = doc.get("ordered_by", "resque")
     parts = []
-    if ordered_by in _COST_KEYS and any(c.get("predicted") for c in scored):
-        groups = [[c for c in scored if c.get("predicted")]]
+    if ordered_by in _COST_KEYS and docs.with_prediction(scored):
+        groups = [docs.with_prediction(scored)]
         key = _COST_KEYS[ordered_by]
     else:
         groups = [[c for c in scored if c["kind"] == k] for k in ("dist", "task")]
@@ -401,35 +391,12 @@ def _confidence(doc: Mapping[str, Any]) -> str:
                 f"{gap:.4f} {_KIND_INDEX[best['kind']]}{share}; RESQUE has no interval, so "
                 "rank with the cost model to see whether the gap matters"
             )
-    parts += _calibration_notes(doc, sorted({c["kind"] for c in scored if c.get("predicted")}))
+    parts += _calibration_notes(doc, sorted({c["kind"] for c in docs.with_prediction(scored)}))
     parts = [p for p in parts if p]
     return "How sure: " + "; ".join(parts) + "." if parts else ""
 
 
 # ----------------------------------------------------------------------------- sections
-def _plotly_text(text: Any) -> str:
-    # Plotly decodes &lt; &gt; &amp; (not &quot;) in the text it draws
-    return html.escape(str(text), quote=False)
-
-
-def _safe_candidates(candidates: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Candidates for the chart builders with the names they show escaped: Plotly reads labels
-    as a subset of HTML (links included), which a report must not take from user input."""
-    out = []
-    for c in candidates:
-        safe = {**c, "label": _plotly_text(c["label"]), "id": _plotly_text(c["id"])}
-        if c.get("shift") is not None:
-            safe["shift"] = _plotly_text(c["shift"])
-        if c.get("score"):
-            per_class = c["score"].get("per_class") or {}
-            safe["score"] = {
-                **c["score"],
-                "per_class": {_plotly_text(k): v for k, v in per_class.items()},
-            }
-        out.append(safe)
-    return out
-
-
 _HEATMAP_CAPTIONS = {
     "dist": "Each class's angle between source and shifted data; classes far above the rest are "
     "where reuse will cost most.",
@@ -440,15 +407,13 @@ _HEATMAP_CAPTIONS = {
 def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
     from . import charts
 
-    candidates = doc["candidates"]
-    with_cost = any(c.get("predicted") for c in candidates)
+    candidates, scored = doc["candidates"], docs.scored(doc)
+    with_cost = bool(docs.with_prediction(candidates))
     columns = ["rank", "kind", "candidate", "id", "RESQUE"]
     if with_cost:
         columns += ["epochs [interval]", "kWh [interval]", "kg CO2e [interval]", "budget"]
     rows = []
-    for c in candidates:
-        if c.get("status") != "ok":
-            continue
+    for c in scored:
         row = [c.get("rank"), _KIND_WORDS[c["kind"]], c["label"], c["id"], f"{c['resque']:.4f}"]
         if with_cost:
             p = c.get("predicted")
@@ -468,7 +433,7 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
         )
     if rows:
         blocks.append(_table(columns, rows))
-    failed = [c for c in candidates if c.get("status") != "ok"]
+    failed = docs.failed(doc)
     trouble = [
         f"{c['label']} ({c['id']}): cost prediction failed: {c['prediction_error']}"
         for c in candidates
@@ -482,30 +447,30 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
                 + tuple(trouble)
             )
         )
-    safe = _safe_candidates(candidates)
+    # User text goes to the charts raw: charts.py is the one place that escapes it for Plotly.
     blocks.append(_Heading("Charts"))
     blocks.append(
         _Chart(
             "RESQUE per candidate",
-            charts.ranking_bars(safe),
+            charts.ranking_bars(candidates),
             "Lower means closer to what the model already knows, hence cheaper to reuse. Each "
             "kind has its own axis.",
         )
     )
-    if any(c.get("severity") is not None for c in _scored(doc)):
+    if any(c.get("severity") is not None for c in scored):
         blocks.append(
             _Chart(
                 "RESQUE_dist against severity",
-                charts.severity_lines(safe),
+                charts.severity_lines(candidates),
                 "A steeper curve means the representation drifts faster with severity.",
             )
         )
     for kind in ("dist", "task"):
-        if any(c["kind"] == kind and (c.get("score") or {}).get("per_class") for c in _scored(doc)):
+        if any(c["kind"] == kind and c["score"]["per_class"] for c in scored):
             blocks.append(
                 _Chart(
                     f"Per class: {_KIND_WORDS[kind]}s",
-                    charts.class_heatmap(safe, kind=kind),
+                    charts.class_heatmap(candidates, kind=kind),
                     _HEATMAP_CAPTIONS[kind],
                 )
             )
@@ -559,7 +524,7 @@ def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
             rows,
         )
     )
-    failed = [r for r in runs if r.get("epochs") is None]
+    failed = docs.unmeasured(doc)
     if failed:
         blocks.append(_Heading("Failed candidates", 3))
         blocks.append(
@@ -570,13 +535,12 @@ def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
                 )
             )
         )
-    safe = [{**r, "label": _plotly_text(r["label"])} for r in runs]
     blocks.append(_Heading("Charts"))
     for measure, title in charts.MEASURE_TITLES.items():
         blocks.append(
             _Chart(
                 f"Predicted against measured {title}",
-                charts.predicted_vs_measured(safe, measure),
+                charts.predicted_vs_measured(runs, measure),
                 "Points on the dotted diagonal were predicted exactly; bars are the intervals.",
             )
         )
@@ -750,15 +714,15 @@ def _caveats(doc: Mapping[str, Any]) -> list[_Block]:
         "The paper reports strong correlations of RESQUE with retraining cost on its "
         "benchmarks; a correlation is not a guarantee for a single candidate.",
     ]
-    text = json.dumps(doc, default=str)
-    if '"basis": "prior"' in text:
+    energy = docs.energy_bases(doc)
+    if "prior" in docs.prediction_bases(doc):
         items.append(
             "Some epoch predictions use the documented prior, measured on a different model: "
             "treat their values as placeholders until a validation calibrates this model."
         )
-    if '"replay"' in text:
+    if "replay" in energy:
         items.append("Some energy figures come from the replay meter: they are not measurements.")
-    if '"estimate"' in text:
+    if "estimate" in energy:
         items.append(
             "Some energy figures are codecarbon estimates (no hardware counter): expect errors "
             "of tens of per cent."
@@ -1228,9 +1192,8 @@ class _TextPdf:
 
 
 # ----------------------------------------------------------------------------- entry points
-def _render(doc: Mapping[str, Any], fmt: str) -> tuple[bytes, str | None]:
-    _check_format(fmt)
-    doc = _check_doc(doc)
+def _render(doc: RunDoc, fmt: str) -> tuple[bytes, str | None]:
+    """``doc`` (already checked) in format ``fmt`` (a known one), and the PDF's note."""
     if fmt == "pdf":
         return _pdf(doc)
     if fmt == "json":
@@ -1243,7 +1206,8 @@ def render(doc: Mapping[str, Any], fmt: ReportFormat) -> bytes:
     """The report of run document ``doc`` in format ``fmt`` (see :data:`FORMATS` for the file
     extension and MIME type of each). A PDF is always produced: text only, with a note, when no
     Chromium can print the charts."""
-    return _render(doc, fmt)[0]
+    _check_format(fmt)
+    return _render(check_run(doc), fmt)[0]
 
 
 def export_run(

@@ -440,7 +440,11 @@ def test_import_gives_an_unsaved_run_a_new_id(kwh_doc, tmp_path):
         (b"not json", r"^the uploaded file is not JSON \(Expecting value, line 1\): export it"),
         (b"[1, 2]", r"^a run document must be a JSON object, got list$"),
         (b'{"type": "score"}', r"^not a RESQUE run: type 'score'; expected one of ranking, "),
-        (b'{"type": "ranking", "plan": {}}', r"^ranking run document without a valid 'candid"),
+        (
+            b'{"type": "ranking", "plan": {}}',
+            r"^ranking run document field 'candidates' is missing; it must be a list of objects "
+            r"\(each a candidate result\)$",
+        ),
         (
             b'{"type": "ranking", "plan": {}, "candidates": [], "run_id": "../x"}',
             r"^invalid run id '\.\./x': expected the form",
@@ -561,7 +565,7 @@ def test_report_command_imports(kwh_run, tmp_path, capsys):
         (["--run", "latest", "--out", "report"], "give --format (html, pdf, md, json, csv) or "),
         (["--run", "latest"], "--out FILE is required with --run"),
         (["--import", "r.json", "--out", "x.md"], "--out and --format go with --run, not with "),
-        (["--import", "nothing.json"], "cannot read nothing.json: No such file or directory"),
+        (["--import", "nothing.json"], "run file not found: nothing.json\n"),
         (
             ["--run", "latest", "--out", "no/such/dir/r.md"],
             "cannot write no/such/dir/r.md: No such",

@@ -1,14 +1,20 @@
-"""Read-only displays of a ranking run, shared by the Ranking page and the History page."""
+"""Read-only displays of a ranking run, shared by the Ranking page and the History page.
+
+The documents shown are run documents (:mod:`resque_core.documents`): a page passes either a
+run it just computed or a stored one checked by ``check_run``. Text from a document (labels,
+errors, sources) is shown through :func:`md_text`, never as Markdown; charts get it raw and
+escape it themselves.
+"""
 
 from __future__ import annotations
 
-import html
+import re
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from resque_core import charts, report
+from resque_core import documents as docs
 from resque_core.validation import MEASURES, recalibrate
 
 from . import cached, widgets
@@ -18,6 +24,7 @@ __all__ = [
     "MEASURE_TITLES",
     "calibration_rows",
     "correlation_rows",
+    "md_text",
     "ranking_charts",
     "ranking_metrics",
     "ranking_table",
@@ -35,11 +42,20 @@ _FORMAT_LABELS = {
 }
 
 
+# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
+# them also disarms Streamlit's own syntax (:red[...], :material/...:, $...$).
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def md_text(value: Any) -> str:
+    """``value`` as literal text inside Markdown (no links, images, emphasis or directives)."""
+    return _MD_PUNCTUATION.sub(r"\\\1", str(value).replace("\n", " "))
+
+
 def ranking_metrics(ranking: dict[str, Any], n_planned: int | None = None) -> None:
     """Four headline figures of a ranking run."""
     candidates = ranking["candidates"]
-    scored = [c for c in candidates if c["status"] == "ok"]
-    failed = [c for c in candidates if c["status"] != "ok"]
+    scored, failed = docs.scored(ranking), docs.failed(ranking)
     cols = st.columns(4)
     cols[0].metric("Ranked", f"{len(scored)} / {n_planned or len(candidates)}")
     cols[1].metric("Failed", len(failed), help="Candidates that could not be scored; see below.")
@@ -54,12 +70,20 @@ def ranking_metrics(ranking: dict[str, Any], n_planned: int | None = None) -> No
         help="Results are cached on disk by content; a repeated ranking is instant.",
     )
     if failed and not scored:
-        st.error(f"No candidate could be scored. First reason: {failed[0]['error']}", icon="⚠️")
+        st.error(
+            f"No candidate could be scored. First reason: {md_text(_reason(failed[0]))}",
+            icon="⚠️",
+        )
     elif failed:
         st.warning(
-            "Not scored: " + "; ".join(f"**{c['label']}** — {c['error']}" for c in failed),
+            "Not scored: "
+            + "; ".join(f"**{md_text(c['label'])}** — {md_text(_reason(c))}" for c in failed),
             icon=":material/error:",
         )
+
+
+def _reason(c: dict[str, Any]) -> str:
+    return c.get("error") or "no reason recorded"
 
 
 def ranking_table(ranking: dict[str, Any], *, key: str) -> None:
@@ -92,17 +116,17 @@ def ranking_table(ranking: dict[str, Any], *, key: str) -> None:
     )
     basis = ranking.get("rank_basis")
     if basis:
-        st.caption(f"Ordered by {basis}.")
+        st.caption(f"Ordered by {md_text(basis)}.")
     cost = ranking.get("cost")
     if cost:
         intensity = cost["intensity"]
         priors = sorted(k for k, b in cost.get("calibration_basis", {}).items() if b == "prior")
         st.caption(
             f"Costs: {int(round(cost['level'] * 100))}% intervals; carbon intensity "
-            f"{intensity['g_per_kwh']:.0f} g CO2e/kWh ({intensity['location']}, "
-            f"{intensity['source']}), PUE {intensity['pue']:g}. "
+            f"{intensity['g_per_kwh']:.0f} g CO2e/kWh ({md_text(intensity['location'])}, "
+            f"{md_text(intensity['source'])}), PUE {intensity['pue']:g}. "
             + (
-                f"Epochs for {', '.join(priors)} come from the documented prior (no local "
+                f"Epochs for {md_text(', '.join(priors))} come from the documented prior (no local "
                 "retraining measured yet; the Validation page calibrates them)."
                 if priors
                 else "Epochs come from a calibration on measured retrainings."
@@ -194,10 +218,14 @@ def validation_rows(runs: list[dict], labels: dict[str, str]) -> list[dict]:
 
 
 def correlation_rows(correlation: dict) -> list[dict]:
+    """Rows of RESQUE's correlation with each measure, per kind (measures a run lacks are left
+    out)."""
     rows = []
     for kind, table in correlation.items():
         for m in MEASURES:
-            c = table[m]
+            c = table.get(m)
+            if c is None:
+                continue
             rows.append(
                 {
                     "kind": widgets.KIND_LABELS[kind],
@@ -220,7 +248,7 @@ def calibration_rows(calibrations: dict) -> list[dict]:
             "epochs =": f"{c['intercept']:.2f} + {c['slope']:.2f} × RESQUE",
             "runs": c["n"],
             "residual sd": c["residual_sd"],
-            "leave-one-out MAE (epochs)": c["loo_mae"],
+            "leave-one-out MAE (epochs)": c.get("loo_mae"),
             "source": c["source"],
         }
         for kind, c in calibrations.items()
@@ -238,21 +266,8 @@ def _training_curves(doc: dict, measured: list[dict], labels: dict[str, str], ke
     if not curves:
         st.info("No candidate needed a training epoch.", icon=":material/info:")
         return
-    fig = go.Figure(
-        [
-            go.Scatter(x=list(range(1, len(v) + 1)), y=v, name=html.escape(k, quote=False))
-            for k, v in curves.items()
-        ]
-    )
-    fig.add_hline(y=doc["retrain_config"]["target_accuracy"], line_dash="dot")
-    fig.update_layout(
-        template="plotly_white",
-        xaxis_title="epoch",
-        yaxis_title="held-out accuracy",
-        height=380,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-    )
-    st.plotly_chart(fig, key=key)
+    target = doc["retrain_config"]["target_accuracy"]
+    st.plotly_chart(charts.training_curves(curves, target=target), key=key)
 
 
 def validation_results(
@@ -267,7 +282,7 @@ def validation_results(
             "it finished and the energy it used.",
             icon=":material/pause_circle:",
         )
-    measured = [r for r in runs if r["epochs"] is not None]
+    measured = docs.measured(runs)
     cols = st.columns(4)
     cols[0].metric("Retrained", f"{len(measured)} / {len(runs)}")
     cols[1].metric("Epochs in total", sum(r["epochs"] for r in measured))
@@ -276,8 +291,9 @@ def validation_results(
     methods = sorted({r["energy_method"] for r in measured if r["energy_method"]})
     intensity = doc["intensity"]
     st.caption(
-        f"Energy: {'; '.join(methods) or '—'}. Carbon intensity {intensity['g_per_kwh']:.0f} g "
-        f"CO2e/kWh ({intensity['source']}), PUE {intensity['pue']:g}. Predictions: "
+        f"Energy: {md_text('; '.join(methods)) or '—'}. Carbon intensity "
+        f"{intensity['g_per_kwh']:.0f} g CO2e/kWh ({md_text(intensity['source'])}), PUE "
+        f"{intensity['pue']:g}. Predictions: "
         f"{int(round(doc['level'] * 100))}% intervals, made before retraining."
     )
     st.dataframe(validation_rows(runs, labels), hide_index=True, key=f"{key_prefix}_results")

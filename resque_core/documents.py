@@ -1,0 +1,620 @@
+"""The run document: what a stored ranking or validation is, checked once where it comes in.
+
+A run document is the JSON object that :func:`~resque_core.ranking.rank_plan` and
+:func:`~resque_core.validation.validate_plan` keep in the :class:`~resque_core.runs.RunStore`
+(``<cache>/runs/<run id>.json``) and that ``report --format json`` exports. Its schema is
+declared here once, as the TypedDicts below: a key without ``NotRequired`` is one that readers
+index directly; a ``NotRequired`` key is one they read with ``.get`` (older documents may lack
+it). Keys not declared are kept unchecked (newer engines may add some), and so are the free-form
+parts (``environment``, ``plan.run``, ``retrain_config`` apart from ``target_accuracy``).
+
+:func:`check_run` is the one boundary validator: import, the History list, the run view and
+every export format pass each document through it, so no malformed document reaches a renderer.
+The small readers (:func:`scored`, :func:`failed`, :func:`measured`, :func:`energy_bases`, ...)
+are the only places that filter results by their fields.
+"""
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from types import NoneType, UnionType
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    NotRequired,
+    TypedDict,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
+
+from .errors import ConfigError
+
+__all__ = [
+    "MAX_DEPTH",
+    "RUN_TYPES",
+    "CalibrationDoc",
+    "CandidateDoc",
+    "CorrelationDoc",
+    "CostDoc",
+    "IntensityDoc",
+    "PlanDoc",
+    "PredictionDoc",
+    "RankingDoc",
+    "RetrainedDoc",
+    "RunDoc",
+    "ScoreDoc",
+    "ValidationDoc",
+    "check_run",
+    "energy_bases",
+    "failed",
+    "measured",
+    "prediction_bases",
+    "results",
+    "scored",
+    "unmeasured",
+    "with_prediction",
+]
+
+MAX_DEPTH = 20
+"""Deepest nesting of objects and lists a run document may have (the engine writes 6)."""
+
+Kind = Literal["dist", "task"]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A constraint on a value that already has the right type (``Annotated`` metadata)."""
+
+    what: str
+    ok: Callable[[Any], bool]
+
+
+Interval = Annotated[list[float], _Rule("a list of two numbers [low, high]", lambda v: len(v) == 2)]
+Level = Annotated[float, _Rule("a number between 0 and 1", lambda v: 0 < v < 1)]
+
+
+# ----------------------------------------------------------------------------- the schema
+class IntensityDoc(TypedDict):
+    """Carbon intensity (:meth:`resque_core.carbon.CarbonIntensity.to_dict`): g CO2e per kWh,
+    where it comes from, its 1-sigma relative uncertainty and the facility's PUE."""
+
+    g_per_kwh: float
+    source: str
+    location: str
+    year: int | None
+    relative_uncertainty: float
+    pue: float
+
+
+class CalibrationDoc(TypedDict):
+    """RESQUE -> epochs line of one kind (:meth:`resque_core.cost.Calibration.to_dict`)."""
+
+    intercept: float
+    slope: float
+    residual_sd: float
+    basis: str  # "calibrated" (local retrains) or "prior"
+    n: int
+    source: str
+    kind: NotRequired[str]
+    dof: NotRequired[float]
+    loo_mae: NotRequired[float | None]
+    loo_rmse: NotRequired[float | None]
+    pearson_r: NotRequired[float | None]
+
+
+class PredictionDoc(TypedDict):
+    """Predicted cost of one candidate (:meth:`resque_core.cost.Prediction.to_dict`): epochs,
+    kWh and kg CO2e, each with its (low, high) interval at ``level``."""
+
+    resque: float
+    epochs: float
+    epochs_interval: Interval
+    energy_kwh: float
+    energy_kwh_interval: Interval
+    co2_kg: float
+    co2_kg_interval: Interval
+    level: Level
+    basis: str  # "calibrated" or "prior"
+    kwh_per_epoch: float
+    energy_method: str
+    energy_basis: str  # "measured", "partial", "estimate" or "replay"
+    calibration: NotRequired[CalibrationDoc]
+    intensity: NotRequired[dict[str, Any]]
+    probe: NotRequired[dict[str, Any]]
+
+
+class ScoreDoc(TypedDict):
+    """One RESQUE result (:meth:`resque_core.pipeline.Score.to_dict`); ``per_class`` keyed by
+    class name; seconds of compute."""
+
+    value: float
+    per_class: dict[str, float]
+    layer: str
+    compute_seconds: float
+    cached: bool
+    kind: NotRequired[str]
+    n_source: NotRequired[int]
+    n_target: NotRequired[int]
+    seconds: NotRequired[float]
+    device: NotRequired[str]
+    precision: NotRequired[str]
+    key: NotRequired[str]
+    variants: NotRequired[dict[str, float]]
+
+
+class CandidateDoc(TypedDict):
+    """One candidate of a ranking (:meth:`resque_core.ranking.CandidateResult.to_dict`).
+    ``status`` "ok" (scored: ``resque`` and ``score`` set) or "failed" (``error`` says why)."""
+
+    id: str
+    kind: Kind
+    label: str
+    status: str
+    resque: float | None
+    candidate_kind: NotRequired[str]
+    rank: NotRequired[int | None]
+    shift: NotRequired[str | None]
+    severity: NotRequired[int | None]
+    data: NotRequired[str]
+    score: NotRequired[ScoreDoc | None]
+    error: NotRequired[str | None]
+    predicted: NotRequired[PredictionDoc | None]
+    over_budget: NotRequired[list[str]]
+    prediction_error: NotRequired[str | None]
+
+
+class CostDoc(TypedDict):
+    """The cost model a ranking used: intervals at ``level``, budgets (kWh, kg CO2e) and where
+    each kind's epochs came from (``calibration_basis``: kind -> "prior" | "calibrated")."""
+
+    intensity: IntensityDoc
+    level: Level
+    max_kwh: NotRequired[float | None]
+    max_co2_kg: NotRequired[float | None]
+    calibration_basis: NotRequired[dict[str, str]]
+
+
+class ModelDoc(TypedDict):
+    """The plan's model, as far as the report shows it (other keys are kept unchecked)."""
+
+    checkpoint: NotRequired[str]
+    arch: NotRequired[str | None]
+    num_classes: NotRequired[int | None]
+    in_channels: NotRequired[int | None]
+    image_size: NotRequired[list[int] | None]
+    mean: NotRequired[list[float]]
+    std: NotRequired[list[float]]
+
+
+class PlanDoc(TypedDict):
+    """The plan that was run (:meth:`resque_core.plans.Plan.to_dict`), as the report reads it."""
+
+    name: NotRequired[str | None]
+    model: NotRequired[ModelDoc]
+    source: NotRequired[str | None]
+    layer: NotRequired[str | None]
+    run: NotRequired[dict[str, Any]]
+    candidates: NotRequired[list[dict[str, Any]]]
+
+
+class RankingDoc(TypedDict):
+    """A stored ranking (:meth:`resque_core.ranking.Ranking.to_dict`). ``candidates`` in rank
+    order, failed ones last; ``seconds`` of wall time; ``cost`` None without a cost model."""
+
+    type: Literal["ranking"]
+    plan: PlanDoc
+    candidates: list[CandidateDoc]
+    run_id: NotRequired[str | None]
+    created: NotRequired[str]
+    seconds: NotRequired[float]
+    ordered_by: NotRequired[str]
+    rank_basis: NotRequired[str]
+    cancelled: NotRequired[bool]
+    cost: NotRequired[CostDoc | None]
+    environment: NotRequired[dict[str, Any]]
+
+
+class EpochDoc(TypedDict):
+    """One finished retraining epoch; accuracies are fractions."""
+
+    held_accuracy: float
+
+
+class RetrainDoc(TypedDict):
+    """The full retraining record (:meth:`resque_core.retrain.RetrainResult.to_dict`)."""
+
+    records: list[EpochDoc]
+
+
+class ProbeDoc(TypedDict):
+    """The energy probe behind a prediction (:meth:`resque_core.retrain.EnergyProbe.to_dict`)."""
+
+    basis: NotRequired[str]
+
+
+class RetrainedDoc(TypedDict):
+    """One retrained candidate of a validation (:meth:`ValidationRun.to_dict` in
+    :mod:`resque_core.validation`): the measured ``epochs``, kWh and kg CO2e (None when it
+    failed before training) beside the prediction made before retraining."""
+
+    candidate_id: str
+    kind: Kind
+    label: str
+    resque: float | None
+    status: str  # "completed", "cancelled" or "failed"
+    epochs: int | None
+    energy_kwh: float | None
+    co2_kg: float | None
+    energy_method: str | None
+    stop_reason: str | None
+    predicted: PredictionDoc | None
+    error: str | None
+    candidate_kind: NotRequired[str]
+    energy_basis: NotRequired[str | None]
+    grad_norm: NotRequired[float | None]
+    param_change: NotRequired[float | None]
+    reached_target: NotRequired[bool]
+    censored: NotRequired[bool]
+    seconds: NotRequired[float | None]
+    probe: NotRequired[ProbeDoc | None]
+    retrain: NotRequired[RetrainDoc]
+
+
+class CorrelationDoc(TypedDict):
+    """RESQUE against one measure over ``n`` finished runs (None: too few to say)."""
+
+    n: int
+    pearson: float | None
+    spearman: float | None
+    kendall: float | None
+    note: NotRequired[str]
+
+
+class RetrainConfigDoc(TypedDict):
+    """The retraining settings (:meth:`resque_core.retrain.RetrainConfig.to_dict`)."""
+
+    target_accuracy: float
+
+
+class ValidationDoc(TypedDict):
+    """A stored validation (:meth:`resque_core.validation.Validation.to_dict`)."""
+
+    type: Literal["validation"]
+    plan: PlanDoc
+    runs: list[RetrainedDoc]
+    cancelled: bool
+    calibration_key: str
+    retrain_config: RetrainConfigDoc
+    intensity: IntensityDoc
+    level: Level
+    correlation: dict[Kind, dict[str, CorrelationDoc]]
+    calibration: dict[Kind, CalibrationDoc]
+    run_id: NotRequired[str | None]
+    created: NotRequired[str]
+    seconds: NotRequired[float]
+    checkpoint_sha256: NotRequired[str]
+    procedure: NotRequired[dict[str, Any]]
+    environment: NotRequired[dict[str, Any]]
+
+
+RunDoc = RankingDoc | ValidationDoc
+RUN_TYPES: dict[str, type] = {"ranking": RankingDoc, "validation": ValidationDoc}
+"""Run type -> its schema."""
+
+# What an object of each schema is, in messages.
+_WHAT: dict[type, str] = {
+    IntensityDoc: "a carbon intensity",
+    CalibrationDoc: "a calibration",
+    PredictionDoc: "a cost prediction",
+    ScoreDoc: "a RESQUE score",
+    CandidateDoc: "a candidate result",
+    CostDoc: "the cost model's settings",
+    ModelDoc: "the plan's model",
+    PlanDoc: "the plan",
+    EpochDoc: "an epoch record",
+    RetrainDoc: "a retraining record",
+    ProbeDoc: "an energy probe",
+    RetrainedDoc: "a retrained candidate",
+    CorrelationDoc: "a correlation",
+    RetrainConfigDoc: "the retraining settings",
+}
+
+
+# ----------------------------------------------------------------------------- checking
+class _Bad(Exception):
+    """A field that does not fit its declaration: where, what it may be, what it is."""
+
+    def __init__(
+        self,
+        path: str,
+        allowed: str,
+        value: Any = None,
+        *,
+        missing: bool = False,
+        got: str | None = None,
+    ):
+        self.path, self.allowed, self.missing = path, allowed, missing
+        self.got = got if got is not None else _got(value)
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _field(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+@cache
+def _keys(schema: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(key, type, required) of a TypedDict, in declaration order."""
+    out = []
+    for key, tp in get_type_hints(schema, include_extras=True).items():
+        required = get_origin(tp) is not NotRequired
+        out.append((key, tp if required else get_args(tp)[0], required))
+    return tuple(out)
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return get_args(tp)[1].what
+    if origin in (Union, UnionType):
+        return " or ".join(_describe(a) for a in get_args(tp) if a is not NoneType) + " or null"
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, get_args(tp)))
+    if is_typeddict(tp):
+        return f"an object ({_WHAT[tp]})"
+    if tp in _SIMPLE:
+        return _SIMPLE[tp][0]
+    if origin is list and get_args(tp)[0] in _SIMPLE:
+        return f"a list of {_SIMPLE[get_args(tp)[0]][1]}"
+    if origin is list and is_typeddict(get_args(tp)[0]):
+        return f"a list of objects (each {_WHAT[get_args(tp)[0]]})"
+    return {list: "a list", dict: "an object"}.get(origin or tp, "a JSON value")
+
+
+_SIMPLE = {
+    str: ("a string", "strings"),
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    bool: ("true or false", "booleans"),
+}
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    """Whether ``value`` has the outer shape of ``tp`` (its contents are checked after)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return True
+    if origin is Annotated:
+        return _fits(value, get_args(tp)[0])
+    if origin is Literal:
+        return any(type(value) is type(a) and value == a for a in get_args(tp))
+    if is_typeddict(tp) or origin is dict or tp is dict:
+        return isinstance(value, Mapping)
+    if origin is list or tp is list:
+        return isinstance(value, list | tuple)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _plain(value: Any) -> Any:
+    """An unchecked part as plain JSON-shaped data (objects as dicts, tuples as lists)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check(value: Any, tp: Any, path: str) -> Any:
+    """``value`` checked against ``tp`` and copied; raises :class:`_Bad` at the first misfit."""
+    origin = get_origin(tp)
+    if origin in (Union, UnionType):
+        arms = get_args(tp)
+        if value is None and NoneType in arms:
+            return None
+        for arm in arms:
+            if arm is not NoneType and _fits(value, arm):
+                return _check(value, arm, path)
+        raise _Bad(path, _describe(tp), value)
+    if not _fits(value, tp):
+        raise _Bad(path, _describe(tp), value)
+    if origin is Annotated:
+        base, rule = get_args(tp)[:2]
+        out = _check(value, base, path)
+        if not rule.ok(out):
+            raise _Bad(path, rule.what, value)
+        return out
+    if is_typeddict(tp):
+        checked = {}
+        for key, ktp, required in _keys(tp):
+            if key in value:
+                checked[key] = _check(value[key], ktp, _field(path, key))
+            elif required:
+                raise _Bad(_field(path, key), _describe(ktp), missing=True)
+        # the document's own key order, so that an export reads like the stored file
+        out = {k: checked[k] if k in checked else _plain(v) for k, v in value.items()}
+        rule = _RULES.get(tp)
+        if rule is not None:
+            rule(out, path)
+        return out
+    if origin is dict:
+        ktp, vtp = get_args(tp)
+        out = {}
+        for k, v in value.items():
+            if not _fits(k, ktp):
+                raise _Bad(path, f"an object keyed by {_describe(ktp)}", got=f"key {_got(k)}")
+            out[k] = _check(v, vtp, _field(path, k))
+        return out
+    if origin is list:
+        (itp,) = get_args(tp)
+        return [_check(v, itp, _field(path, i)) for i, v in enumerate(value)]
+    return _plain(value)
+
+
+def _scored_has_a_value(c: dict[str, Any], path: str) -> None:
+    # A scored candidate is drawn and summed: it needs its value and its score.
+    if c["status"] != "ok":
+        return
+    if c["resque"] is None:
+        raise _Bad(_field(path, "resque"), "a number for a candidate with status 'ok'", None)
+    if c.get("score") is None:
+        raise _Bad(
+            _field(path, "score"),
+            f"{_describe(ScoreDoc)} for a candidate with status 'ok'",
+            None,
+            missing="score" not in c,
+        )
+
+
+def _measured_has_costs(r: dict[str, Any], path: str) -> None:
+    # A run with a number of epochs was measured: its energy and CO2e are summed.
+    if r["epochs"] is None:
+        return
+    for key in ("energy_kwh", "co2_kg"):
+        if r[key] is None:
+            raise _Bad(_field(path, key), "a number for a run with a number of epochs", None)
+
+
+_RULES: dict[type, Callable[[dict[str, Any], str], None]] = {
+    CandidateDoc: _scored_has_a_value,
+    RetrainedDoc: _measured_has_costs,
+}
+
+
+def _too_deep(doc: Mapping[str, Any]) -> str | None:
+    """Path of the first container nested deeper than :data:`MAX_DEPTH`, or None. Iterative,
+    so that a hostile document cannot exhaust the interpreter's stack here."""
+    stack: list[tuple[Any, str, int]] = [(doc, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, Mapping):
+            items = [(str(k), v) for k, v in value.items()]
+        elif isinstance(value, list | tuple):
+            items = [(i, v) for i, v in enumerate(value)]
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return path
+        stack += [(v, _field(path, k), depth + 1) for k, v in reversed(items)]
+    return None
+
+
+def check_run(doc: Any) -> RunDoc:
+    """``doc`` checked against the run-document schema, as a plain copy (objects as dicts,
+    lists as lists; every key kept, none added).
+
+    Raises :class:`~resque_core.errors.ConfigError` naming the first field that does not fit
+    and what it may be, e.g. ``run document field 'candidates[0].label' must be a string, got
+    null``. Accepts every document the engine has written (rankings with or without a cost
+    model, validations).
+    """
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"a run document must be a JSON object, got {type(doc).__name__}")
+    deep = _too_deep(doc)
+    if deep is not None:
+        where = ".".join(deep.split(".")[:3])
+        raise ConfigError(
+            f"run document is nested more than {MAX_DEPTH} levels deep (at {where!r}); "
+            "a RESQUE run is not: export it again"
+        )
+    kind = doc.get("type")
+    if kind is None:
+        raise ConfigError(
+            "not a RESQUE run: it has no 'type' field; export the run again from the History "
+            "page or with `report --format json`"
+        )
+    if not isinstance(kind, str) or kind not in RUN_TYPES:
+        shown = repr(kind) if isinstance(kind, str) else _got(kind)
+        raise ConfigError(f"not a RESQUE run: type {shown}; expected one of {', '.join(RUN_TYPES)}")
+    try:
+        return _check(doc, RUN_TYPES[kind], "")
+    except _Bad as bad:
+        if bad.missing:
+            raise ConfigError(
+                f"{kind} run document field {bad.path!r} is missing; it must be {bad.allowed}"
+            ) from None
+        raise ConfigError(
+            f"{kind} run document field {bad.path!r} must be {bad.allowed}, got {bad.got}"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- readers
+def results(doc: RunDoc) -> list[CandidateDoc] | list[RetrainedDoc]:
+    """A ranking's candidates or a validation's retrained candidates."""
+    return doc["candidates"] if doc["type"] == "ranking" else doc["runs"]
+
+
+def _candidates(run: RankingDoc | Sequence[CandidateDoc]) -> Sequence[CandidateDoc]:
+    return run["candidates"] if isinstance(run, Mapping) else run
+
+
+def scored(run: RankingDoc | Sequence[CandidateDoc]) -> list[CandidateDoc]:
+    """The candidates (of a ranking document, or a list of them) that were scored, in the
+    order given (a stored ranking's: rank order)."""
+    return [c for c in _candidates(run) if c["status"] == "ok"]
+
+
+def failed(run: RankingDoc | Sequence[CandidateDoc]) -> list[CandidateDoc]:
+    """The candidates that could not be scored (their ``error`` says why)."""
+    return [c for c in _candidates(run) if c["status"] != "ok"]
+
+
+def _runs(run: ValidationDoc | Sequence[RetrainedDoc]) -> Sequence[RetrainedDoc]:
+    return run["runs"] if isinstance(run, Mapping) else run
+
+
+def measured(run: ValidationDoc | Sequence[RetrainedDoc]) -> list[RetrainedDoc]:
+    """The retrained candidates (of a validation document, or a list of them) with measured
+    epochs, kWh and kg CO2e."""
+    return [r for r in _runs(run) if r["epochs"] is not None]
+
+
+def unmeasured(run: ValidationDoc | Sequence[RetrainedDoc]) -> list[RetrainedDoc]:
+    """The retrained candidates that failed before any measurement (``error`` says why)."""
+    return [r for r in _runs(run) if r["epochs"] is None]
+
+
+def with_prediction(items: Sequence[CandidateDoc] | Sequence[RetrainedDoc]) -> list:
+    """The candidates or runs that carry a cost prediction."""
+    return [c for c in items if c.get("predicted")]
+
+
+def prediction_bases(doc: RunDoc) -> set[str]:
+    """Where the document's predicted epochs come from: a subset of {"prior", "calibrated"},
+    from each prediction's ``basis`` and the ranking's ``cost.calibration_basis``."""
+    bases = {p["predicted"]["basis"] for p in with_prediction(results(doc))}
+    if doc["type"] == "ranking":
+        bases |= set(((doc.get("cost") or {}).get("calibration_basis") or {}).values())
+    return bases
+
+
+def energy_bases(doc: RunDoc) -> set[str]:
+    """How the document's energy figures were obtained: the ``energy_basis`` of predictions and
+    measured retrainings and the ``basis`` of energy probes ("measured", "partial", "estimate",
+    "replay"; empty strings left out)."""
+    bases = {p["predicted"]["energy_basis"] for p in with_prediction(results(doc))}
+    if doc["type"] == "validation":
+        for r in doc["runs"]:
+            bases.add(r.get("energy_basis") or "")
+            bases.add((r.get("probe") or {}).get("basis") or "")
+    return bases - {""}
