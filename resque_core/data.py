@@ -10,7 +10,8 @@ A data SPEC is one string (the same in the CLI, plans and the app):
   (stripped when every image lies two levels below it). Members are read in memory, never
   extracted; absolute paths, ``..`` components, symbolic links and zip bombs are refused.
 - ``data.npz``: ``x`` (N, H, W) or (N, H, W, C) with C 1 or 3, ``y`` (N,) integer labels, optional
-  ``classes`` (names, ``y`` indexes them; default "0", "1", ...). ``x`` uint8 is kept; other
+  ``classes`` (names, ``y`` indexes them; default "0", "1", ...). Shapes and dtypes are read from
+  the members' .npy headers and checked before any array is allocated. ``x`` uint8 is kept; other
   integer types with values in 0..255 become uint8; floats in [0, 1] are kept as float32 and
   floats in [0, 255] (with a value above 1) are scaled by 1/255.
 - ``torchvision:NAME:ROOT[:train|test]``: a torchvision data set already on disk under ROOT (the
@@ -22,6 +23,10 @@ Images keep their native size and channels. Sets whose images differ in size (fo
 file-based torchvision sets) are resized with Pillow's bilinear filter (antialiased when
 shrinking) to ``image_size`` or, by default, to the first image's size; greyscale images (Pillow
 modes 1, L, LA) stay 1-channel unless the set mixes them with colour ones, then all become RGB.
+
+Only regular files are opened (a FIFO or device is refused, never read); the size limits of
+:mod:`resque_core.limits` (image width, height and pixels, decoded bytes against free memory,
+class count against the number of images) are checked before the memory is allocated.
 """
 
 from __future__ import annotations
@@ -47,8 +52,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import synthetic
-from ._util import file_sha256, unknown_name_message
+from . import limits, synthetic
+from ._util import file_sha256, regular_file, unknown_name_message
 from .errors import ConfigError, DataError
 
 __all__ = [
@@ -131,12 +136,6 @@ _ACCEPTED = (
     "a folder with one sub-folder per class, a .zip of such a folder, an .npz with arrays x and "
     "y, builtin:NAME or torchvision:NAME:ROOT[:train|test]"
 )
-_ZIP_MAX_MEMBERS = 200_000
-_ZIP_MAX_BYTES = 2 * 1024**3
-_ZIP_MAX_RATIO = 200
-# Small members cannot bomb (the 2 GiB total bounds many of them), and tiny flat images can
-# compress beyond the ratio: the ratio applies from this size up.
-_ZIP_RATIO_MIN_BYTES = 1024**2
 
 
 # --------------------------------------------------------------------------------- ImageSet
@@ -171,7 +170,16 @@ class ImageSet:
                 f"{self.source}: labels must lie in 0..{len(self.classes) - 1} (one per class "
                 f"name), got {int(y.min())}..{int(y.max())}"
             )
-        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        classes = tuple(str(c) for c in self.classes)
+        first: dict[str, int] = {}
+        for i, name in enumerate(classes):
+            if name in first:
+                raise DataError(
+                    f"{self.source}: class name {name!r} is given twice (classes {first[name]} "
+                    f"and {i}); give every class a unique name"
+                )
+            first[name] = i
+        object.__setattr__(self, "classes", classes)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -230,14 +238,26 @@ def _parse_spec(spec: str) -> _Spec:
     if text.startswith("torchvision:"):
         return _parse_torchvision(text)
     path = Path(text).expanduser()
-    if not path.exists():
-        raise DataError(f"data not found: {path}")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"data not found: {path}") from None
+    except OSError as e:
+        raise DataError(f"cannot read data {path}: {_reason(e)}") from None
+    if stat.S_ISDIR(mode):
         return _Spec("folder", path=path)
     suffix = path.suffix.lower()
-    if suffix in (".zip", ".npz"):
-        return _Spec(suffix[1:], path=path)
-    raise DataError(f"unsupported data file {str(path)!r}: expected {_ACCEPTED}")
+    if suffix not in (".zip", ".npz"):
+        raise DataError(f"unsupported data file {str(path)!r}: expected {_ACCEPTED}")
+    # A FIFO or device named *.npz would block or never end: refused before it is opened.
+    return _Spec(suffix[1:], path=regular_file(path, what="data file", error=DataError))
+
+
+def _reason(e: OSError) -> str:
+    """The one-line cause of an OSError (``permission denied``, ``Input/output error``)."""
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    return e.strerror or str(e)
 
 
 def _parse_torchvision(text: str) -> _Spec:
@@ -263,20 +283,6 @@ def _parse_torchvision(text: str) -> _Spec:
     )
 
 
-def _check_image_size(image_size: Any) -> tuple[int, int]:
-    try:
-        values = tuple(image_size)
-    except TypeError:
-        values = ()
-    if len(values) != 2 or not all(
-        isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in values
-    ):
-        raise ConfigError(
-            f"image_size must be two positive integers (height, width), got {image_size!r}"
-        )
-    return int(values[0]), int(values[1])
-
-
 # --------------------------------------------------------------------------------- loading
 def load_data(spec: str, *, image_size: tuple[int, int] | None = None) -> ImageSet:
     """Load the labelled images of ``spec`` (see the module docstring for the forms).
@@ -286,7 +292,7 @@ def load_data(spec: str, *, image_size: tuple[int, int] | None = None) -> ImageS
     :meth:`Preprocess.to_unit`'s job. Raises DataError (missing, unreadable, unsafe or empty
     data) or ConfigError (unknown builtin or torchvision name, bad split).
     """
-    size = None if image_size is None else _check_image_size(image_size)
+    size = None if image_size is None else limits.model_input_size(image_size)
     parsed = _parse_spec(spec)
     if parsed.kind == "folder":
         images, labels, classes = _load_folder(parsed.path, size)
@@ -304,15 +310,33 @@ def load_data(spec: str, *, image_size: tuple[int, int] | None = None) -> ImageS
 
 
 class _Stack:
-    """Accumulates Pillow images into one uint8 [N, C, H, W] tensor, unifying size and mode."""
+    """Accumulates Pillow images into one uint8 [N, C, H, W] tensor, unifying size and mode.
 
-    def __init__(self, image_size: tuple[int, int] | None):
+    ``count`` is how many images will be added: with the first image's size (and again when a
+    colour image joins grey ones) the final tensor's bytes are checked against the memory budget
+    before it grows. ``where`` names the data set in that error.
+    """
+
+    def __init__(self, image_size: tuple[int, int] | None, count: int, where: str):
         self._size = None if image_size is None else (image_size[1], image_size[0])  # PIL: W, H
+        self._count = count
+        self._where = where
+        self._channels = 0
         self._first: tuple[int, int] | None = None
         self._target: tuple[int, int] | None = None  # set once the sizes turn out to differ
         self._arrays: list[np.ndarray] = []
 
-    def add(self, img: Image.Image) -> None:
+    def add(self, img: Image.Image, where: str) -> None:
+        """Decode ``img`` (opened lazily: only its header is read so far) after checking its
+        size; ``where`` names the image in errors."""
+        limits.check_image_dimensions(img.size, where)
+        channels = 1 if img.mode in _GREY_MODES else 3
+        if channels > self._channels:
+            self._channels = channels
+            w, h = self._first or img.size
+            # A set of one size keeps it; a mixed set takes image_size: budget the larger.
+            pixels = max(w * h, math.prod(self._size)) if self._size else w * h
+            limits.check_decoded_bytes(self._count * channels * pixels, self._where)
         img = img.convert("L" if img.mode in _GREY_MODES else "RGB")
         if self._first is None:
             self._first = img.size
@@ -325,21 +349,38 @@ class _Stack:
         self._arrays.append(np.asarray(img))
 
     def tensor(self) -> torch.Tensor:
+        """The images as uint8 [N, C, H, W], copied one by one into a tensor allocated once (each
+        decoded array is freed as it is copied: the peak stays about one data set)."""
         arrays = self._arrays
         if not arrays:
             return torch.empty(0, 1, 1, 1, dtype=torch.uint8)
-        if any(a.ndim == 3 for a in arrays) and any(a.ndim == 2 for a in arrays):
-            arrays = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in arrays]
-        stacked = np.stack(arrays)
-        stacked = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
-        return torch.from_numpy(np.ascontiguousarray(stacked))
+        h, w = arrays[0].shape[:2]
+        out = np.empty((len(arrays), self._channels, h, w), dtype=np.uint8)
+        for i, a in enumerate(arrays):
+            # A grey image among colour ones broadcasts to three channels.
+            out[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+            arrays[i] = None  # type: ignore[call-overload]
+        self._arrays = []
+        return torch.from_numpy(out)
 
 
 def _resized(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, Image.Resampling.BILINEAR))
 
 
-_UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+_UNREADABLE = (OSError, ValueError, SyntaxError, EOFError)
+
+
+def _add_image(stack: _Stack, source: Path | io.BytesIO, where: str) -> None:
+    """Decode the image file ``source`` into ``stack``; DataError naming ``where`` (``image
+    '/d/cat/0.png'``) if it cannot be read or is too large."""
+    try:
+        with Image.open(source) as img:
+            stack.add(img, where)
+    except Image.DecompressionBombError:
+        raise limits.image_bomb_error(where) from None
+    except _UNREADABLE as e:
+        raise DataError(f"cannot read {where}: {e}; fix or remove it") from None
 
 
 @functools.cache
@@ -376,15 +417,35 @@ def _layout(
 
 
 def _walk(root: Path) -> tuple[list[str], set[str]]:
-    """Non-hidden files under ``root`` ('/'-separated, relative) and its top-level folders."""
+    """Non-hidden files under ``root`` ('/'-separated, relative) and its top-level folders.
+
+    A folder that cannot be listed is a DataError (never an empty class). Entries that are no
+    regular file (FIFOs, sockets, devices) are left out unless named like an image: those stay,
+    to be refused by name when read.
+    """
+
+    def refuse(e: OSError) -> None:
+        raise DataError(f"cannot read folder {e.filename} of data folder {root}: {_reason(e)}")
+
     files: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=refuse):
         dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
         rel = Path(dirpath).relative_to(root).as_posix()
         prefix = "" if rel == "." else rel + "/"
-        files += [prefix + f for f in sorted(filenames) if not _skipped(f)]
+        files += [
+            prefix + f
+            for f in sorted(filenames)
+            if not _skipped(f) and (_is_image(f) or _is_regular(Path(dirpath) / f))
+        ]
     tops = {p.name for p in root.iterdir() if p.is_dir() and not _skipped(p.name)}
     return files, tops
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return True  # kept: reading it names the problem (regular_file's message)
 
 
 def _load_folder(
@@ -392,50 +453,12 @@ def _load_folder(
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     files, tops = _walk(root)
     classes, images = _layout(files, tops, f"data folder '{root}'")
-    stack = _Stack(size)
+    stack = _Stack(size, len(images), f"data folder '{root}'")
     for rel, _ in images:
-        path = root / rel
-        try:
-            with Image.open(path) as img:
-                stack.add(img)
-        except _UNREADABLE as e:
-            raise DataError(f"cannot read image '{path}': {e}; fix or remove the file") from None
+        path = regular_file(root / rel, what="image", error=DataError)
+        _add_image(stack, path, f"image '{path}'")
     labels = torch.tensor([label for _, label in images], dtype=torch.int64)
     return stack.tensor(), labels, classes
-
-
-def _zip_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    """All members after the safety checks (raises DataError naming the first offender)."""
-    infos = zf.infolist()
-    if len(infos) > _ZIP_MAX_MEMBERS:
-        raise DataError(
-            f"zip has {len(infos):,} members (limit {_ZIP_MAX_MEMBERS:,}); refused as a possible "
-            "zip bomb"
-        )
-    total = 0
-    for info in infos:
-        name = info.filename
-        parts = re.split(r"[\\/]", name)
-        if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
-            raise DataError(f"zip member {name!r} is an absolute path; refused")
-        if ".." in parts:
-            raise DataError(f"zip member {name!r} escapes the archive; refused")
-        if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):
-            raise DataError(f"zip member {name!r} is a symbolic link; refused")
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size >= _ZIP_RATIO_MIN_BYTES and ratio > _ZIP_MAX_RATIO:
-            raise DataError(
-                f"zip member {name!r} expands {ratio:,.0f}x ({info.file_size:,} bytes from "
-                f"{info.compress_size:,}); refused as a possible zip bomb (limit "
-                f"{_ZIP_MAX_RATIO}x)"
-            )
-        total += info.file_size
-        if total > _ZIP_MAX_BYTES:
-            raise DataError(
-                f"zip expands to more than {_ZIP_MAX_BYTES / 1024**3:g} GiB (at member "
-                f"{name!r}); refused as a possible zip bomb"
-            )
-    return infos
 
 
 def _load_zip(
@@ -446,9 +469,11 @@ def _load_zip(
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"cannot read '{path}' as a zip archive: {e}") from None
     with zf:
+        infos = zf.infolist()
+        limits.check_zip_members(infos)
         members = {}
         dirs = set()
-        for info in _zip_members(zf):
+        for info in infos:
             parts = [p for p in re.split(r"[\\/]", info.filename) if p]
             if not parts or any(_skipped(p) for p in parts):
                 continue
@@ -464,62 +489,120 @@ def _load_zip(
             dirs = {d.removeprefix(top) for d in dirs if d.startswith(top)}
         top_dirs = {d.split("/", 1)[0] for d in dirs if d}
         classes, images = _layout(list(members), top_dirs, f"zip '{path}'")
-        stack = _Stack(size)
+        stack = _Stack(size, len(images), f"zip '{path}'")
         for rel, _ in images:
             info = members[rel]
+            where = f"image member {info.filename!r} of '{path}'"
             try:
-                with Image.open(io.BytesIO(zf.read(info))) as img:
-                    stack.add(img)
-            except (*_UNREADABLE, zipfile.BadZipFile, RuntimeError) as e:
-                raise DataError(
-                    f"cannot read image member {info.filename!r} of '{path}': {e}; fix or remove it"
-                ) from None
+                raw = zf.read(info)
+            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as e:
+                raise DataError(f"cannot read {where}: {e}; fix or remove it") from None
+            _add_image(stack, io.BytesIO(raw), where)
     labels = torch.tensor([label for _, label in images], dtype=torch.int64)
     return stack.tensor(), labels, classes
 
 
+_NPZ_KEYS = ("x", "y", "classes")
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the .npy header of an .npz member, reading only the header."""
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"member {info.filename!r} has .npy format version {version}")
+    return tuple(int(s) for s in shape), dtype
+
+
 def _load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     save_hint = "save it with np.savez(path, x=images, y=labels)"
+    unreadable = f"cannot read '{path}' as an .npz of arrays (x, y, optional classes as strings)"
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files if k in ("x", "y", "classes")}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(
-            f"cannot read '{path}' as an .npz of arrays (x, y, optional classes as strings): {e}"
-        ) from None
-    if "x" not in arrays:
-        raise DataError(f"'{path}' has no 'x' array (images); {save_hint}")
-    if "y" not in arrays:
-        raise DataError(f"'{path}' has no 'y' array (labels); {save_hint}")
+        with zipfile.ZipFile(path) as zf:
+            infos = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+            members = {k: infos[k] for k in _NPZ_KEYS if k in infos}
+            headers = {k: _npy_header(zf, info) for k, info in members.items()}
+            if "x" not in headers:
+                raise DataError(f"'{path}' has no 'x' array (images); {save_hint}")
+            if "y" not in headers:
+                raise DataError(f"'{path}' has no 'y' array (labels); {save_hint}")
+            _check_npz_headers(headers, path)
+            arrays = {}
+            for key, info in members.items():
+                with zf.open(info) as f:
+                    arrays[key] = np.lib.format.read_array(f, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError) as e:
+        raise DataError(f"{unreadable}: {e}") from None
     x, y = arrays["x"], arrays["y"]
-    if not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3))):
-        raise DataError(
-            f"'{path}': x has shape {x.shape}; expected (N, H, W) or (N, H, W, C) with C 1 or 3 "
-            "(channels last)"
-        )
-    if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(
-            f"'{path}': y must hold {x.shape[0]} integer labels (one per image), got {y.dtype} "
-            f"{y.shape}"
-        )
-    if len(y) and y.min() < 0:
+    n = len(y)
+    if n and y.min() < 0:
         raise DataError(f"'{path}': labels must be >= 0, got {int(y.min())}")
+    top = int(y.max()) if n else -1
     images = _npz_pixels(x, path)
     images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-    n_classes = int(y.max()) + 1 if len(y) else 0
     if "classes" in arrays:
-        classes = [c.decode() if isinstance(c, bytes) else str(c) for c in arrays["classes"]]
-        if len(classes) < n_classes:
+        classes = _npz_class_names(arrays["classes"], path)
+        if len(classes) <= top:
             raise DataError(
-                f"'{path}': classes names {len(classes)} classes but y goes up to {n_classes - 1}"
+                f"'{path}': classes names {len(classes)} classes but y goes up to {top}"
             )
     else:
-        classes = [str(i) for i in range(n_classes)]
+        # Labels up to 2**64 would name that many classes: bounded before the names are made.
+        limits.check_class_count(top + 1, n, f"'{path}'", found=f"labels go up to {top:,}")
+        classes = [str(i) for i in range(top + 1)]
     return (
         torch.from_numpy(np.ascontiguousarray(images)),
         torch.from_numpy(y.astype(np.int64)),
         classes,
     )
+
+
+def _check_npz_headers(headers: dict[str, tuple[tuple[int, ...], np.dtype]], path: Path) -> None:
+    """Shapes, dtypes, image sizes, class count and the memory to decode, from the headers."""
+    shape, dtype = headers["x"]
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[-1] in (1, 3))):
+        raise DataError(
+            f"'{path}': x has shape {shape}; expected (N, H, W) or (N, H, W, C) with C 1 or 3 "
+            "(channels last)"
+        )
+    n = shape[0]
+    y_shape, y_dtype = headers["y"]
+    if y_shape != (n,) or not np.issubdtype(y_dtype, np.integer):
+        raise DataError(
+            f"'{path}': y must hold {n} integer labels (one per image), got {y_dtype} {y_shape}"
+        )
+    limits.check_image_dimensions((shape[2], shape[1]), f"each image of x in '{path}'")
+    pixels = math.prod(shape)
+    out_itemsize = 1 if dtype == np.uint8 or np.issubdtype(dtype, np.integer) else 4
+    # x as stored and the tensor it becomes, the labels, and the class names.
+    needed = pixels * (dtype.itemsize + out_itemsize) + n * (y_dtype.itemsize + 8)
+    if "classes" in headers:
+        c_shape, c_dtype = headers["classes"]
+        if len(c_shape) != 1:
+            raise DataError(f"'{path}': classes must be a 1-D array of names, got shape {c_shape}")
+        limits.check_class_count(c_shape[0], n, f"'{path}'", found=f"{c_shape[0]:,} class names")
+        needed += c_shape[0] * c_dtype.itemsize
+    limits.check_decoded_bytes(needed, f"'{path}'")
+
+
+def _npz_class_names(names: np.ndarray, path: Path) -> list[str]:
+    """Class names as str: bytes must be UTF-8."""
+    out = []
+    for i, c in enumerate(names.tolist()):
+        if isinstance(c, bytes):
+            try:
+                c = c.decode()
+            except UnicodeDecodeError:
+                raise DataError(
+                    f"'{path}': class name {i} is not UTF-8 text ({c[:40]!r}); save the names "
+                    "as str"
+                ) from None
+        out.append(str(c))
+    return out
 
 
 def _npz_pixels(x: np.ndarray, path: Path) -> np.ndarray:
@@ -588,25 +671,29 @@ def _load_torchvision(
         labels = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
         images = images.contiguous()
     else:
-        # File-based sets (GTSRB, Flowers102, ...): decode every image like a folder.
-        stack, targets = _Stack(size), []
+        # File-based sets (GTSRB, Flowers102, ...): decode every image like a folder. Their
+        # loader decodes before we see the image: Pillow's own bomb check guards that step.
+        where = f"torchvision dataset {spec.name} under {spec.path}"
+        stack, targets = _Stack(size, len(ds), where), []
         for i in range(len(ds)):
             try:
                 img, target = ds[i]
-                stack.add(img)
+            except Image.DecompressionBombError:
+                raise limits.image_bomb_error(f"image {i} of {where}") from None
             except _UNREADABLE as e:
-                raise DataError(
-                    f"cannot read image {i} of torchvision dataset {spec.name} under "
-                    f"{spec.path}: {e}"
-                ) from None
+                raise DataError(f"cannot read image {i} of {where}: {e}") from None
+            stack.add(img, f"image {i} of {where}")
             targets.append(int(target))
         images, labels = stack.tensor(), torch.tensor(targets, dtype=torch.int64)
     n_classes = int(labels.max()) + 1 if len(labels) else 0
     names = list(getattr(ds, "classes", None) or [])
-    classes = (
-        [str(c) for c in names] if len(names) >= n_classes else [str(i) for i in range(n_classes)]
+    if len(names) >= n_classes:
+        return images, labels, [str(c) for c in names]
+    where = f"torchvision dataset {spec.name} under {spec.path}"
+    limits.check_class_count(
+        n_classes, len(labels), where, found=f"labels go up to {n_classes - 1:,}"
     )
-    return images, labels, classes
+    return images, labels, [str(i) for i in range(n_classes)]
 
 
 def _load_builtin(spec: _Spec) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -660,12 +747,19 @@ def _fashion_files(split: str) -> tuple[Path, Path]:
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file of unsigned bytes (gzipped or not) as a numpy array of its dimensions."""
     bad = f"'{path}' is not an IDX file of unsigned bytes"
-    raw = path.read_bytes()
+    try:
+        raw = regular_file(path, what="IDX file", error=DataError).read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read IDX file {path}: {_reason(e)}") from None
     if raw[:2] == b"\x1f\x8b":
+        budget, _ = limits.memory_budget()
         try:
-            raw = gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+                raw = gz.read(budget + 1)  # bounded: a gzip bomb stops at the budget
         except (OSError, EOFError) as e:
             raise DataError(f"{bad} (broken gzip: {e})") from None
+        if len(raw) > budget:
+            limits.check_decoded_bytes(len(raw), f"IDX file '{path}'")
     if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
         raise DataError(bad)
     ndim = raw[3]
@@ -683,13 +777,22 @@ def _read_idx(path: Path) -> np.ndarray:
 def _tree_digest(path: Path) -> str:
     """A file's SHA-256, or for a folder the SHA-256 over its top-level folder names and the
     sorted (relative path, SHA-256) of its non-hidden files."""
-    if path.is_file():
-        return file_sha256(path)
+    if not path.is_dir():
+        return _file_digest(path)
     files, tops = _walk(path)
     entries = [["dir", d] for d in sorted(tops)] + [
-        ["file", f, file_sha256(path / f)] for f in files
+        ["file", f, _file_digest(path / f)] for f in files
     ]
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    """A data file's SHA-256; a FIFO, device or unreadable file is a DataError, never read."""
+    checked = regular_file(path, what="data file", error=DataError)
+    try:
+        return file_sha256(checked)
+    except OSError as e:
+        raise DataError(f"cannot read data file {path}: {_reason(e)}") from None
 
 
 def data_fingerprint(spec: str) -> str:
@@ -707,7 +810,7 @@ def data_fingerprint(spec: str) -> str:
     if parsed.kind == "folder":
         doc["tree"] = _tree_digest(parsed.path)
     elif parsed.kind in ("zip", "npz"):
-        doc["sha256"] = file_sha256(parsed.path)
+        doc["sha256"] = _file_digest(parsed.path)
     elif parsed.kind == "torchvision":
         entry = TORCHVISION_DATASETS[parsed.name]
         target = parsed.path / entry.folder.format(split=parsed.split)
@@ -716,7 +819,7 @@ def data_fingerprint(spec: str) -> str:
         doc.update(name=parsed.name, split=parsed.split, tree=_tree_digest(target))
     elif parsed.name == "fashion-mnist":
         files = _fashion_files(parsed.split)
-        doc.update(name=parsed.name, split=parsed.split, files=[file_sha256(f) for f in files])
+        doc.update(name=parsed.name, split=parsed.split, files=[_file_digest(f) for f in files])
     else:
         doc.update(
             name=parsed.name,
@@ -759,7 +862,7 @@ class Preprocess:
     std: tuple[float, ...] = (0.5,)
 
     def __post_init__(self) -> None:
-        size = _check_image_size(self.image_size)
+        size = limits.model_input_size(self.image_size)
         if self.channels not in (1, 3) or isinstance(self.channels, bool):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels!r}")
         c = int(self.channels)
@@ -846,14 +949,15 @@ def parse_floats(text: str, *, name: str, positive: bool = False) -> tuple[float
 
 
 def parse_image_size(text: str, *, name: str = "--image-size") -> tuple[int, int]:
-    """``"32"`` -> (32, 32); ``"32x28"`` or ``"32,28"`` -> (32, 28) as (height, width)."""
+    """``"32"`` -> (32, 32); ``"32x28"`` or ``"32,28"`` -> (32, 28) as (height, width), each at
+    most :data:`~resque_core.limits.MAX_INPUT_SIDE`."""
     m = re.fullmatch(r"\s*(\d+)\s*(?:[x,X]\s*(\d+)\s*)?", str(text))
     size = (int(m[1]), int(m[2] or m[1])) if m else (0, 0)
     if min(size) < 1:
         raise ConfigError(
             f"{name} must be N or HxW with positive integers (e.g. 32 or 32x28), got {text!r}"
         )
-    return size
+    return limits.model_input_size(size, name=name)
 
 
 # --------------------------------------------------------------------------------- index splits

@@ -8,9 +8,10 @@ Definitions follow Sangarya & Kim, AAAI 2025, as fixed by the authors' reference
   in [0, 1]; the index is the mean over those classes. Sums and means give the same angle, so the
   sums can be accumulated batch by batch (:class:`ClassSums`).
 * RESQUE_task: k-means with K clusters on the new task's embeddings, initialised at the true class
-  centroids (one init, Lloyd), and ``1 - ARI(true labels, cluster labels)``. The reference also
-  reports k-means++ initialisation and un-pooled (flattened) embeddings: all four variants are
-  returned; the headline value is centroid init on pooled embeddings.
+  centroids (one init, Lloyd), and ``1 - ARI(true labels, cluster labels)``. K, the work of one
+  iteration, the number of iterations and the seconds are bounded (:mod:`resque_core.limits`).
+  The reference also reports k-means++ initialisation and un-pooled (flattened) embeddings: all
+  four variants are returned; the headline value is centroid init on pooled embeddings.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from . import limits
 from .errors import DataError
 
 __all__ = [
@@ -137,6 +139,7 @@ def _check_task_inputs(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.n
             f"a new task needs more samples ({x.shape[0]}) than classes ({classes.size}) "
             "to cluster; raise samples per class"
         )
+    limits.check_kmeans_work(x.shape[0], x.shape[1], classes.size)
     return x, y
 
 
@@ -145,13 +148,25 @@ def _cluster(x: np.ndarray, y: np.ndarray, init: TaskInit, seed: int) -> np.ndar
 
     classes = np.unique(y)
     if init == "centroid":
-        start = np.stack([x[y == c].mean(axis=0) for c in classes])
-        km = KMeans(n_clusters=classes.size, init=start, n_init=1, random_state=seed)
+        start: np.ndarray | str = np.stack([x[y == c].mean(axis=0) for c in classes])
     elif init == "k-means++":
-        km = KMeans(n_clusters=classes.size, init="k-means++", n_init=1, random_state=seed)
+        start = "k-means++"
     else:
         raise ValueError(f"init must be one of {_INITS}, got {init!r}")
-    return km.fit_predict(x)
+    # Lloyd iterations in chunks, each continuing from the last centres, so that the clock can
+    # be read in between; a run that fits in one chunk is one plain fit.
+    clock = limits.KMeansClock(x.shape[0], x.shape[1], classes.size)
+    while True:
+        chunk = clock.next_chunk()
+        km = KMeans(
+            n_clusters=classes.size, init=start, n_init=1, max_iter=chunk, random_state=seed
+        ).fit(x)
+        if km.n_iter_ < chunk:  # converged before the chunk ran out
+            return km.labels_
+        clock.advance(km.n_iter_)
+        if clock.exhausted:
+            return km.labels_
+        start = km.cluster_centers_
 
 
 def resque_task(

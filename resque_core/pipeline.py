@@ -26,6 +26,7 @@ from ._util import regular_file
 from .errors import Cancelled, CheckpointError, ConfigError, DataError
 from .estimators import ClassSums, resque_dist, resque_task_variants
 from .features import Batch, class_sums, embeddings
+from .limits import check_task_classes, model_input_size
 from .shifts import ShiftSpec, apply_shift, parse_shift
 from .store import ResultStore, canonical_key
 
@@ -56,6 +57,10 @@ class ModelConfig:
     image_size: tuple[int, int] | None = None
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
+
+    def __post_init__(self) -> None:
+        if self.image_size is not None:  # an input of 40,000 pixels a side would need 40 GB
+            model_input_size(self.image_size)
 
 
 @dataclass(frozen=True)
@@ -474,6 +479,7 @@ class Scorer:
             per_class = max(1, run.max_task_samples // task.num_classes)
             labels = task.labels.numpy()[idx]
             idx = idx[data_mod.subsample_per_class(labels, per_class, seed=run.seed)]
+        check_task_classes(len(np.unique(task.labels.numpy()[idx])))  # before any embedding
         batches = self._batches(task, idx, pre, None, "task")
         emb, precision = embeddings(
             self.checkpoint().model, resolved, batches, flatten=run.flatten, amp=run.amp

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resque_core import data
+from resque_core import data, limits
 from resque_core.data import (
     FASHION_MNIST_CLASSES,
     ImageSet,
@@ -318,7 +318,7 @@ def test_zip_bomb_ratio_and_member_count(tmp_path, monkeypatch):
         f"from {size:,}); refused as a possible zip bomb (limit 200x)",
     ):
         load_data(str(path))
-    monkeypatch.setattr(data, "_ZIP_MAX_MEMBERS", 2)
+    monkeypatch.setattr(limits, "ZIP_MAX_MEMBERS", 2)
     folder_zip = _zip_of(_folder(tmp_path / "d"), tmp_path / "d.zip")
     with _raises(DataError, "zip has 6 members (limit 2); refused as a possible zip bomb"):
         load_data(str(folder_zip))
