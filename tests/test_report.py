@@ -5,6 +5,7 @@ The runs are built from the engine's own result classes (no forward pass, no tra
 their documents have exactly the shape that rank_plan and validate_plan store.
 """
 
+import copy
 import csv
 import io
 import json
@@ -31,6 +32,7 @@ from resque_core.runs import RunStore
 from resque_core.validation import Validation, ValidationRun, correlations
 
 EVIL = '<script>alert(1)</script> & <a href="http://evil.example/x">click</a> | *x*'
+FIXTURES = Path(__file__).parent / "fixtures" / "runs"  # runs stored by the engine itself
 REPLAY = "replay (fixed 30 W x wall time; not a measurement)"
 # id -> (RESQUE, per-class values); "missing" fails
 VALUES = {
@@ -322,6 +324,80 @@ def test_html_escapes_user_strings(kwh_run):
     assert "\\u003cscript\\u003ealert" not in text and '<a href=\\"http://evil' not in text
 
 
+def _chart_data(page: str) -> list[list[dict]]:
+    """The traces of every chart of an HTML report (the data argument of Plotly.newPlot)."""
+    decoder = json.JSONDecoder()
+    return [
+        decoder.raw_decode(page, m.end())[0]
+        for m in re.finditer(r'Plotly\.newPlot\(\s*"chart-\d+",\s*', page)
+    ]
+
+
+def test_chart_text_is_escaped_exactly_once(kwh_doc):
+    # Plotly decodes &lt; &gt; &amp; once when it draws, so once-escaped text shows as typed.
+    doc = copy.deepcopy(kwh_doc)
+    first = doc["candidates"][0]
+    first.update(label="x<b>y", id="i<d>")
+    first["score"]["per_class"] = {"<i>c</i>": 0.1}
+    page = report.render(doc, "html").decode()
+    bars, _severity, heat_dist, _heat_task = _chart_data(page)
+    assert bars[0]["y"][0] == "1. x&lt;b&gt;y"
+    assert bars[0]["customdata"][0] == ["i&lt;d&gt;"]
+    assert (
+        heat_dist[0]["y"][0] == "1. x&lt;b&gt;y" and heat_dist[0]["x"][0] == "&lt;i&gt;c&lt;/i&gt;"
+    )
+    assert "&amp;lt;" not in page and "&amp;gt;" not in page
+    assert "x&lt;b&gt;y" in page.split("Plotly.newPlot", 1)[0]  # the table: escaped once too
+
+
+def test_a_stored_runs_labels_reach_the_charts_escaped_once():
+    doc = json.loads((FIXTURES / "ranking-kwh-cbc6ee8.json").read_text(encoding="utf-8"))
+    assert doc["candidates"][3]["label"] == "Blur <b>3</b> & co"
+    page = report.render(doc, "html").decode()
+    labels = [y for trace in _chart_data(page)[0] for y in trace["y"]]
+    assert "4. Blur &lt;b&gt;3&lt;/b&gt; &amp; co" in labels
+    assert "&amp;lt;" not in page and "&amp;amp;" not in page
+
+
+REPLAY_CAVEAT = "Some energy figures come from the replay meter: they are not measurements."
+ESTIMATE_CAVEAT = "Some energy figures are codecarbon estimates (no hardware counter)"
+PRIOR_CAVEAT = "Some epoch predictions use the documented prior"
+
+
+def _caveats(doc) -> str:
+    md = report.render(doc, "md").decode()
+    return md.split("## Caveats", 1)[1].split("\n## ", 1)[0]
+
+
+def test_caveats_follow_recorded_fields_not_names(resque_doc):
+    named = copy.deepcopy(resque_doc)
+    named["plan"]["name"] = "replay"
+    named["candidates"][0].update(id="replay", label="replay")
+    named["candidates"][1].update(label='"estimate"', error='"basis": "prior"')
+    caveats = _caveats(named)
+    assert REPLAY_CAVEAT not in caveats
+    assert ESTIMATE_CAVEAT not in caveats and PRIOR_CAVEAT not in caveats
+
+
+@pytest.mark.parametrize("name", ["ranking-kwh-cbc6ee8.json", "validation-cbc6ee8.json"])
+def test_a_replay_meter_run_has_the_replay_caveat(name):
+    doc = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    caveats = _caveats(doc)
+    assert REPLAY_CAVEAT in caveats and PRIOR_CAVEAT in caveats
+    assert ESTIMATE_CAVEAT not in caveats
+
+
+def test_estimated_energy_and_calibrated_epochs_have_their_caveats(kwh_doc):
+    doc = copy.deepcopy(kwh_doc)
+    for c in doc["candidates"]:
+        if c.get("predicted"):
+            c["predicted"].update(energy_basis="estimate", basis="calibrated")
+    doc["cost"]["calibration_basis"] = {"dist": "calibrated", "task": "calibrated"}
+    caveats = _caveats(doc)
+    assert ESTIMATE_CAVEAT in caveats
+    assert REPLAY_CAVEAT not in caveats and PRIOR_CAVEAT not in caveats
+
+
 def test_html_lists_failed_candidates_with_reasons_and_provenance(kwh_run):
     run_id, doc = kwh_run
     text = report.render(doc, "html").decode()
@@ -364,6 +440,8 @@ def test_pdf_printed_by_chromium_has_the_charts(kwh_run, tmp_path):
     assert "Reuse gaussian_noise:1 (noise-1) first" in " ".join(text.split())
     assert "1. gaussian_noise:1" in text  # a bar's label: the chart was drawn
     assert "charts omitted" not in text
+    # user text (the EVIL label, in the table and a chart) printed as typed: escaped once
+    assert "<script>alert(1)</script>" in text and "&lt;" not in text and "&amp;" not in text
     _renders_to_png(data, tmp_path)
 
 
