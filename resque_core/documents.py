@@ -149,15 +149,16 @@ class ScoreDoc(TypedDict):
 
 class CandidateDoc(TypedDict):
     """One candidate of a ranking (:meth:`resque_core.ranking.CandidateResult.to_dict`).
-    ``status`` "ok" (scored: ``resque`` and ``score`` set) or "failed" (``error`` says why)."""
+    ``status`` "ok" (scored: ``rank``, ``resque`` and ``score`` set) or "failed" (``error``
+    says why)."""
 
     id: str
     kind: Kind
     label: str
     status: str
+    rank: int | None
     resque: float | None
     candidate_kind: NotRequired[str]
-    rank: NotRequired[int | None]
     shift: NotRequired[str | None]
     severity: NotRequired[int | None]
     data: NotRequired[str]
@@ -472,11 +473,12 @@ def _check(value: Any, tp: Any, path: str) -> Any:
 
 
 def _scored_has_a_value(c: dict[str, Any], path: str) -> None:
-    # A scored candidate is drawn and summed: it needs its value and its score.
+    # A scored candidate is ranked, drawn and summed: it needs its rank, value and score.
     if c["status"] != "ok":
         return
-    if c["resque"] is None:
-        raise _Bad(_field(path, "resque"), "a number for a candidate with status 'ok'", None)
+    for key, what in (("rank", "an integer"), ("resque", "a number")):
+        if c[key] is None:
+            raise _Bad(_field(path, key), f"{what} for a candidate with status 'ok'", None)
     if c.get("score") is None:
         raise _Bad(
             _field(path, "score"),

@@ -223,7 +223,7 @@ class _Table:
 @dataclass(frozen=True)
 class _Chart:
     title: str
-    fig: Any  # plotly Figure
+    figure: Callable[[], Any]  # builds the plotly Figure: only the HTML draws charts
     caption: str = ""
 
 
@@ -452,7 +452,7 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
     blocks.append(
         _Chart(
             "RESQUE per candidate",
-            charts.ranking_bars(candidates),
+            lambda: charts.ranking_bars(candidates),
             "Lower means closer to what the model already knows, hence cheaper to reuse. Each "
             "kind has its own axis.",
         )
@@ -461,7 +461,7 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
         blocks.append(
             _Chart(
                 "RESQUE_dist against severity",
-                charts.severity_lines(candidates),
+                lambda: charts.severity_lines(candidates),
                 "A steeper curve means the representation drifts faster with severity.",
             )
         )
@@ -470,7 +470,7 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
             blocks.append(
                 _Chart(
                     f"Per class: {_KIND_WORDS[kind]}s",
-                    charts.class_heatmap(candidates, kind=kind),
+                    lambda kind=kind: charts.class_heatmap(candidates, kind=kind),
                     _HEATMAP_CAPTIONS[kind],
                 )
             )
@@ -540,7 +540,7 @@ def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
         blocks.append(
             _Chart(
                 f"Predicted against measured {title}",
-                charts.predicted_vs_measured(runs, measure),
+                lambda measure=measure: charts.predicted_vs_measured(runs, measure),
                 "Points on the dotted diagonal were predicted exactly; bars are the intervals.",
             )
         )
@@ -868,7 +868,7 @@ def _html(doc: Mapping[str, Any], *, static: bool = False) -> str:
             body.append(f"<table>{thead}<tbody>{rows}</tbody></table>")
         else:
             n_charts += 1
-            fig = b.fig
+            fig = b.figure()
             if static:
                 fig = fig.update_layout(width=_PRINT_WIDTH_PX)
             div = fig.to_html(
