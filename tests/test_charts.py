@@ -152,3 +152,35 @@ def test_user_text_is_shown_as_text_not_html():
     assert heat.data[0].x == ("&lt;b&gt;cls&lt;/b&gt;",)
     sweep = charts.layer_sweep([("<i>conv</i>", 0.1)], title=link)
     assert sweep.layout.title.text == escaped and sweep.data[0].x == ("&lt;i&gt;conv&lt;/i&gt;",)
+
+
+def test_ids_shift_names_and_run_labels_are_escaped_once():
+    c = _cand("<i>d</i>", "dist", 0.2, 1, shift="<b>s</b>", severity=2)
+    assert list(charts.ranking_bars([c]).data[0].customdata[0]) == ["&lt;i&gt;d&lt;/i&gt;"]
+    line = charts.severity_lines([c]).data[0]
+    assert line.name == "&lt;b&gt;s&lt;/b&gt;"
+    assert "<b>" not in line.hovertemplate and "%{fullData.name}" in line.hovertemplate
+    run = {
+        "candidate_id": "r",
+        "kind": "dist",
+        "label": "x<b>y",
+        "epochs": 2,
+        "predicted": {"epochs": 2.5, "epochs_interval": [1.0, 4.0]},
+    }
+    point = charts.predicted_vs_measured([run], "epochs").data[0]
+    assert point.text == ("x&lt;b&gt;y",)
+    named = charts.predicted_vs_measured([run], "epochs", labels={"r": "a & b"}).data[0]
+    assert named.text == ("a &amp; b",)
+
+
+def test_training_curves_one_line_per_candidate_and_the_target():
+    fig = charts.training_curves({"x<b>y": [0.5, 0.8, 0.9], "parity": [0.95]}, target=0.9)
+    first, second = fig.data
+    assert (first.name, second.name) == ("x&lt;b&gt;y", "parity")
+    assert list(first.x) == [1, 2, 3] and list(first.y) == [0.5, 0.8, 0.9]
+    assert list(second.x) == [1]
+    (target,) = fig.layout.shapes
+    assert target.y0 == target.y1 == 0.9 and target.line.dash == "dot"
+    empty = charts.training_curves({})
+    assert not empty.data
+    assert empty.layout.annotations[0].text == "No candidate needed a training epoch"
