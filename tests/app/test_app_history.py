@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from resque_core.carbon import carbon_intensity
 from resque_core.cost import CostSettings
+from resque_core.documents import check_run
 from resque_core.plans import plan_from_dict
 from resque_core.ranking import rank_plan
 from resque_core.retrain import RetrainConfig
@@ -134,3 +136,63 @@ def test_importing_a_json_export_stores_and_opens_it(stored, tmp_path):
     at.button(key="hist_import_go").click().run()
     assert not at.exception
     assert at.error[0].value.startswith("Could not import the run: ")
+
+
+NULL_CANDIDATE = (
+    "ranking run document field 'candidates[1]' must be an object (a candidate result), got null"
+)
+
+
+def test_the_engines_stored_documents_fit_the_schema(stored):
+    store = RunStore(os.environ["RESQUE_CACHE_DIR"])
+    for run in stored:
+        doc = store.load(run.run_id)
+        assert check_run(doc) == doc
+
+
+def test_an_invalid_stored_run_is_listed_as_unreadable_and_the_rest_works(stored):
+    ranking, validation = stored
+    runs = RunStore(os.environ["RESQUE_CACHE_DIR"]).directory
+    broken = ranking.to_dict()
+    broken["candidates"][1] = None
+    (runs / "20260101-000000-abcdef.json").write_text(json.dumps(broken), encoding="utf-8")
+    (runs / "20260101-000001-abcdef.json").write_text('{"type": "ranking", "pl', encoding="utf-8")
+    at = _history(ranking.run_id)  # a new session
+    no_problems(at)
+    listed = table(at, "outcome")
+    rows = dict(
+        zip(listed["run"], zip(listed["type"], listed["outcome"], strict=True), strict=True)
+    )
+    assert rows["20260101-000000-abcdef"] == (
+        "unreadable",
+        f"20260101-000000-abcdef.json: {NULL_CANDIDATE}",
+    )
+    kind, outcome = rows["20260101-000001-abcdef"]
+    assert kind == "unreadable" and outcome.startswith("20260101-000001-abcdef.json: ")
+    assert rows[validation.run_id][0] == "validation"
+    # only readable runs can be opened; the ranking shows as before
+    options = {o.split(" · ")[0] for o in at.selectbox(key="hist_run").options}
+    assert options == {ranking.run_id, validation.run_id}
+    assert list(table(at, "RESQUE")["id"]) == [c["id"] for c in ranking.to_dict()["candidates"]]
+    at = _history("20260101-000000-abcdef")
+    assert not at.exception
+    assert at.error[0].value.startswith("Could not open the linked run: ranking run document ")
+    assert "unreadable" in list(table(at, "outcome")["type"])
+
+
+def test_an_invalid_import_is_refused_and_history_stays_usable(stored):
+    ranking, _ = stored
+    store = RunStore(os.environ["RESQUE_CACHE_DIR"])
+    before = store.list()
+    broken = ranking.to_dict()
+    broken["candidates"][1] = None
+    broken["run_id"] = "20260101-000002-abcdef"
+    at = _history(ranking.run_id)
+    at.file_uploader(key="hist_import").upload("run.json", json.dumps(broken).encode()).run()
+    at.button(key="hist_import_go").click().run()
+    assert not at.exception
+    # (the page may escape the message for Markdown: its words are compared up to the quote)
+    assert at.error[0].value.startswith("Could not import the run: ranking run document field ")
+    assert "candidates" in at.error[0].value and "got null" in at.error[0].value
+    assert store.list() == before
+    no_problems(_history(ranking.run_id))  # a new session
