@@ -42,14 +42,19 @@ _FORMAT_LABELS = {
 }
 
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
-# them also disarms Streamlit's own syntax (:red[...], :material/...:, $...$).
-_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Characters that start Markdown or Streamlit syntax anywhere in a line: emphasis, code, links
+# and images ([...], ![...]), raw HTML, tables, strike-through, LaTeX ($), Streamlit's
+# :color[...] and :material/...: directives. Escaping [ and ] already disarms "(url)".
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>#|~$:{}!])")
+# ... and what starts a block at the beginning of the text: a list item or a numbered one.
+_MD_LINE_START = re.compile(r"^(\s*)([-+]|\d+(?=[.)]))")
 
 
 def md_text(value: Any) -> str:
-    """``value`` as literal text inside Markdown (no links, images, emphasis or directives)."""
-    return _MD_PUNCTUATION.sub(r"\\\1", str(value).replace("\n", " "))
+    """``value`` (one line) as literal text inside Markdown: no links, images, emphasis, HTML or
+    Streamlit directives; plain words and punctuation such as ( ) ; . are left as they are."""
+    text = _MD_INLINE.sub(r"\\\1", str(value).replace("\n", " "))
+    return _MD_LINE_START.sub(lambda m: m[1] + ("\\" + m[2] if m[2] in "-+" else m[2] + "\\"), text)
 
 
 def ranking_metrics(ranking: dict[str, Any], n_planned: int | None = None) -> None:

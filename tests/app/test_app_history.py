@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from apptools import TIMEOUT, no_problems, open_app, table, tiny_plan
@@ -196,3 +197,21 @@ def test_an_invalid_import_is_refused_and_history_stays_usable(stored):
     assert "candidates" in at.error[0].value and "got null" in at.error[0].value
     assert store.list() == before
     no_problems(_history(ranking.run_id))  # a new session
+
+
+def test_document_text_is_shown_as_text_not_markdown():
+    image = "![x](http://127.0.0.1:9/a.png)"
+    fixture = Path(__file__).parents[1] / "fixtures" / "runs" / "ranking-kwh-cbc6ee8.json"
+    doc = json.loads(fixture.read_text(encoding="utf-8"))
+    doc["plan"]["name"] = image
+    failed = next(c for c in doc["candidates"] if c["status"] != "ok")
+    failed["label"] = image
+    runs = RunStore(os.environ["RESQUE_CACHE_DIR"])
+    run_id = runs.save(doc, doc["run_id"])
+    at = _history(run_id)
+    no_problems(at)
+    escaped = "\\!\\[x\\](http\\://127.0.0.1\\:9/a.png)"
+    assert at.subheader[0].value == escaped
+    assert at.warning[0].value.startswith(f"Not scored: **{escaped}** — ")
+    shown = [e.value for e in (*at.markdown, *at.caption, *at.warning, *at.subheader)]
+    assert not [text for text in shown if image in text]
