@@ -1,10 +1,11 @@
 """Plotly figures of rankings, severities, per-class breakdowns, layer sweeps and shift previews.
 
 Pure figure builders (no streamlit): the dashboard draws them with ``st.plotly_chart`` and reports
-can export them with kaleido. Results come in the JSON form of
-:meth:`resque_core.ranking.CandidateResult.to_dict` (``id``, ``kind`` "dist" | "task",
+can export them with kaleido. Results come as the candidates and retrained runs of a run
+document (:class:`resque_core.documents.CandidateDoc`: ``id``, ``kind`` "dist" | "task",
 ``label``, ``status``, ``rank``, ``resque``, ``shift``/``severity`` for synthetic shifts,
-``score.per_class``), so a stored run (:class:`resque_core.runs.RunStore`) redraws unchanged.
+``score.per_class``; :class:`~resque_core.documents.RetrainedDoc`), so a stored run
+(:class:`resque_core.runs.RunStore`) redraws unchanged.
 
 RESQUE_dist and RESQUE_task are on different scales, so no figure puts both on one value axis.
 

@@ -364,3 +364,16 @@ def test_import_refuses_a_fifo_at_once(tmp_path):
         f"run file {fifo} is not a regular file (a device, FIFO or socket); give a file"
     ]
     assert time.perf_counter() - started < 1.0
+
+
+def test_import_refuses_an_oversized_export_before_parsing_it(ranking, tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "_MAX_IMPORT_BYTES", 2**20)
+    big = json.dumps({**ranking, "padding": "x" * 2**21}).encode()
+    message = "the uploaded file is 2 MiB, over the limit of 1 MiB for a run export"
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        report.import_run(big, cache_dir=tmp_path)
+    path = tmp_path / "big.json"
+    path.write_bytes(big)
+    message = f"run file {path} is 2 MiB, over the limit of 1 MiB"
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        report.import_run(path, cache_dir=tmp_path)
