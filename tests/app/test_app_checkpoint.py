@@ -3,7 +3,9 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 from apptools import no_problems, open_app, table, tiny_plan
+from fixtures.hostile import aoti_archive, compiler, payload_library, tiny_export
 
 
 def _checkpoint_page(plan):
@@ -117,3 +119,52 @@ def test_trust_switch_warns_that_loading_runs_code(digits_checkpoint, digits_npz
     assert not at.warning
     at.toggle(key="ckpt_trusted").set_value(True).run()
     assert at.warning[0].value == "Loading runs code from the file: only for files you trust."
+
+
+@pytest.fixture
+def aoti(tmp_path):
+    """A torch.export archive with an AOTInductor payload, and the marker its library creates."""
+    if compiler() is None:
+        pytest.skip("no C compiler (cc) to build the payload")
+    marker = tmp_path / "native-code-ran"
+    clean = tiny_export(tmp_path / "tiny.pt2")
+    return aoti_archive(clean, tmp_path / "evil.pt2", payload_library(tmp_path, marker)), marker
+
+
+NATIVE = (
+    "carries native code (tiny/data/aotinductor/model/evil.so); loading it would run that code, "
+    "so it is refused even if trusted: re-export the model with torch.export.save (no "
+    "AOTInductor packaging), or save model.state_dict() and pass --arch"
+)
+
+
+def test_aotinductor_archive_on_the_server_is_refused_and_runs_nothing_even_if_trusted(
+    aoti, digits_checkpoint, digits_npz
+):
+    evil, marker = aoti
+    at = _checkpoint_page(tiny_plan(digits_checkpoint, digits_npz, candidates=[]))
+    at.text_input(key="ckpt_path").set_value(str(evil))
+    at.toggle(key="ckpt_trusted").set_value(True)
+    _fill(at).run()
+    at.button(key="ckpt_apply").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        f"Could not use this checkpoint: checkpoint {evil} {NATIVE}"
+    ]
+    assert at.session_state["plan"]["model"]["checkpoint"] == digits_checkpoint
+    assert not marker.exists()
+
+
+def test_uploaded_aotinductor_archive_is_refused_and_runs_nothing(aoti, digits_checkpoint):
+    evil, marker = aoti
+    at = _checkpoint_page(tiny_plan(digits_checkpoint, "", candidates=[]))
+    at.radio(key="ckpt_how").set_value("Upload").run()
+    # A harmless name: the file is recognised by its content.
+    at.file_uploader(key="ckpt_upload").upload("weights.pt", evil.read_bytes())
+    _fill(at).run()
+    at.button(key="ckpt_apply").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("Could not use this checkpoint: checkpoint ")
+    assert error.value.endswith(f"weights.pt {NATIVE}")
+    assert not marker.exists()
