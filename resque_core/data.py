@@ -584,7 +584,9 @@ def _check_npz_headers(headers: dict[str, tuple[tuple[int, ...], np.dtype]], pat
         c_shape, c_dtype = headers["classes"]
         if len(c_shape) != 1:
             raise DataError(f"'{path}': classes must be a 1-D array of names, got shape {c_shape}")
-        limits.check_class_count(c_shape[0], n, f"'{path}'", found=f"{c_shape[0]:,} class names")
+        limits.check_class_count(
+            c_shape[0], n, f"'{path}'", found=f"'classes' holds {c_shape[0]:,} names"
+        )
         needed += c_shape[0] * c_dtype.itemsize
     limits.check_decoded_bytes(needed, f"'{path}'")
 

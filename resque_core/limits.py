@@ -108,8 +108,11 @@ ZIP_RATIO_MIN_BYTES = 1024**2
 of them), and tiny flat images can compress beyond the ratio."""
 
 
-def _gib(nbytes: float) -> str:
-    return f"{nbytes / 1024**3:,.1f} GiB"
+def _size(nbytes: float) -> str:
+    """``1.7 GiB`` or ``12.0 MiB``: a memory figure a person reads at a glance."""
+    if nbytes >= 1024**3:
+        return f"{nbytes / 1024**3:,.1f} GiB"
+    return f"{nbytes / 1024**2:,.1f} MiB"
 
 
 # ------------------------------------------------------------------------------ checks: images
@@ -154,7 +157,7 @@ def memory_budget() -> tuple[int, str]:
     if available is None:
         return MEMORY_FALLBACK_BYTES, "the fixed budget where free memory is unknown"
     share = f"{MEMORY_FRACTION:.0%}"
-    return int(available * MEMORY_FRACTION), f"{share} of the {_gib(available)} available now"
+    return int(available * MEMORY_FRACTION), f"{share} of the {_size(available)} available now"
 
 
 def check_decoded_bytes(nbytes: int, where: str) -> None:
@@ -162,8 +165,8 @@ def check_decoded_bytes(nbytes: int, where: str) -> None:
     budget, basis = memory_budget()
     if nbytes > budget:
         raise DataError(
-            f"{where} would take {_gib(nbytes)} of memory to decode, over the limit of "
-            f"{_gib(budget)} ({basis}); use fewer or smaller images"
+            f"{where} would take {_size(nbytes)} of memory to decode, over the limit of "
+            f"{_size(budget)} ({basis}); use fewer or smaller images"
         )
 
 
@@ -257,9 +260,9 @@ class KMeansClock:
             n, d, k = self._shape
             raise DataError(
                 f"k-means on {n:,} embeddings of {d:,} values with {k:,} clusters did not "
-                f"converge within {KMEANS_MAX_SECONDS:g} s ({self.iterations:,} Lloyd "
-                "iterations); use fewer samples (max task samples) or classes, or turn off the "
-                "flattened variants"
+                f"converge within {KMEANS_MAX_SECONDS:g} s (stopped after {self.iterations:,} "
+                f"of at most {KMEANS_MAX_ITER:,} Lloyd iterations); use fewer samples (max task "
+                "samples) or classes, or turn off the flattened variants"
             )
 
 
