@@ -2,6 +2,8 @@
 
 Runs live in ``<cache dir>/runs/<run id>.json`` (written to a temporary file and renamed, so a
 crash never leaves half a run). A run id is ``YYYYMMDD-HHMMSS-<6 hex>``: sortable and unique.
+A stored file that is not JSON (truncated by hand, another program's file) stays listed by
+:meth:`RunStore.entries`; :meth:`RunStore.load` refuses it with a ConfigError naming the run.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,30 +55,54 @@ class RunStore:
         dashboard reopened many times does not fill the history with copies.
         """
         marker = self.directory / "by_content" / f"{content_key}" if content_key else None
-        if marker is not None and marker.exists():
-            known = marker.read_text(encoding="utf-8").strip()
-            if _RUN_ID.match(known) and self._path(known).exists():
-                return known
+        known = _read_marker(marker) if marker is not None else None
+        # A damaged stored copy is written again rather than pointed at forever.
+        if known is not None and self._readable(known):
+            return known
         run_id = run_id or new_run_id()
         path = self._path(run_id)
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({**doc, "run_id": run_id}, f, indent=1, default=str)
-        os.replace(tmp, path)
+        _write_atomic(path, json.dumps({**doc, "run_id": run_id}, indent=1, default=str))
         if marker is not None:
             marker.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=marker.parent, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(run_id)
-            os.replace(tmp, marker)
+            _write_atomic(marker, run_id)
         return run_id
 
     def load(self, run_id: str) -> dict[str, Any]:
+        """The stored document of ``run_id`` (as written; check it with
+        :func:`~resque_core.documents.check_run`).
+
+        Raises ConfigError for an invalid id, a missing run, or a file that is not readable
+        JSON: ``stored run '…' is unreadable (not complete JSON: …); …``.
+        """
         path = self._path(run_id)
         if not path.exists():
             raise ConfigError(f"no stored run {run_id!r} in {self.directory}")
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            # A FIFO or device named like a run would block or never end: never opened.
+            if not stat.S_ISREG(path.stat().st_mode):
+                raise _Unreadable("not a regular file")
+            return json.loads(path.read_text(encoding="utf-8"))
+        except _Unreadable as e:
+            why = str(e)
+        except OSError as e:
+            why = str(e.strerror or e)
+        except UnicodeDecodeError:
+            why = "not UTF-8 text"
+        except json.JSONDecodeError as e:
+            why = f"not complete JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        except RecursionError:
+            why = "nested too deeply to be a run"
+        raise ConfigError(
+            f"stored run {run_id!r} is unreadable ({why}); delete {path} or import the run again"
+        )
+
+    def _readable(self, run_id: str) -> bool:
+        try:
+            self.load(run_id)
+        except ConfigError:
+            return False
+        return True
 
     def entries(self) -> list[tuple[str, Path, int]]:
         """(run id, file, modification time in ns) of every stored run, most recently stored
@@ -95,3 +122,29 @@ class RunStore:
     def list(self) -> list[str]:
         """Run ids, most recently stored first."""
         return [run_id for run_id, _, _ in self.entries()]
+
+
+class _Unreadable(Exception):
+    """Why a stored run file cannot be read (turned into ConfigError by RunStore.load)."""
+
+
+def _read_marker(marker: Path) -> str | None:
+    """The run id a content marker points at, or None if there is none or it is damaged."""
+    try:
+        known = marker.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return known if _RUN_ID.match(known) else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: a crash
+    (kill -9 included) leaves the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
