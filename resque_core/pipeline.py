@@ -27,7 +27,7 @@ from .errors import Cancelled, CheckpointError, ConfigError, DataError
 from .estimators import ClassSums, resque_dist, resque_task_variants
 from .features import Batch, class_sums, embeddings
 from .limits import check_task_classes, model_input_size
-from .shifts import ShiftSpec, apply_shift, parse_shift
+from .shifts import ShiftSpec, parse_shift, shifted_chunks
 from .store import ResultStore, canonical_key
 
 if TYPE_CHECKING:  # checkpoints pulls in torchvision: imported only when a model is needed
@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # checkpoints pulls in torchvision: imported only when a mode
 
 __all__ = ["ModelConfig", "RunConfig", "Score", "Scorer", "resolve_device"]
 
-SHIFT_CHUNK = 256
 Kind = Literal["dist", "task"]
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called after every batch; stage names what is being computed."""
@@ -278,13 +277,14 @@ class Scorer:
         done = 0
         pending_x: torch.Tensor | None = None
         pending_y: torch.Tensor | None = None
-        for chunk_no, start in enumerate(range(0, len(idx), SHIFT_CHUNK)):
-            sel = torch.from_numpy(idx[start : start + SHIFT_CHUNK])
-            x = pre.to_unit(images.images[sel], device=self.device)
-            if shift is not None:
-                gen = torch.Generator(device=self.device)
-                gen.manual_seed(self.run.seed * 1_000_003 + chunk_no)
-                x = apply_shift(x, shift, generator=gen)
+        chunks = shifted_chunks(
+            images.images,
+            idx,
+            shift,
+            to_unit=lambda u: pre.to_unit(u, device=self.device),
+            seed=self.run.seed,
+        )
+        for sel, x in chunks:
             x = pre.normalize(x)
             y = images.labels[sel]
             if pending_x is not None:

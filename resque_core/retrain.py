@@ -16,9 +16,9 @@ change from the start and from the previous epoch, wall time, energy (from a
 :class:`~resque_core.energy.Meter`, with its method) and CO2. A cancelled or failed run returns
 the epochs it finished, and the energy of the unfinished epoch is still counted in the total.
 
-Candidate data (:func:`candidate_data`): for a synthetic shift, the plan's source data with the
-corruption applied exactly as :class:`~resque_core.pipeline.Scorer` applies it (same
-preprocessing, noise drawn per chunk of 256 images from a generator seeded by (seed, chunk));
+Candidate data (:func:`candidate_data`): for a synthetic shift, the images the
+:class:`~resque_core.pipeline.Scorer` corrupts and scores (the shifted role of the source data,
+same preprocessing, the same :func:`~resque_core.shifts.shifted_chunks` with the run's seed);
 for real shifted data, those images relabelled to the source classes by name; for a task, the
 task's data. Each is split per class 80/20 into train / held-out (seeded,
 :func:`~resque_core.data.stratified_split`).
@@ -786,12 +786,16 @@ def candidate_data(
     scorer: Scorer,
     config: RetrainConfig | None = None,
 ) -> RetrainData:
-    """The candidate's images (shift applied as the scorer applies it), split stratified into
-    train / held-out by ``config.held_out_fraction`` with ``config.seed``. Images stay on the
-    CPU; the scorer supplies data loading, preprocessing and the checkpoint's input channels."""
+    """The candidate's images, split stratified into train / held-out by
+    ``config.held_out_fraction`` with ``config.seed``. For a synthetic shift these are the
+    images the scorer corrupts and scores: the shifted role of the source data
+    (:func:`~resque_core.data.synthetic_shift_roles`, the run's seed), through
+    :func:`~resque_core.shifts.shifted_chunks` with the run's seed. ``config.max_samples_per_class``
+    then picks rows of that set without redrawing their noise. Images stay on the CPU; the scorer
+    supplies data loading, preprocessing and the checkpoint's input channels."""
     from . import data as data_mod
-    from .pipeline import SHIFT_CHUNK, Scorer
-    from .shifts import apply_shift, parse_shift
+    from .pipeline import Scorer
+    from .shifts import parse_shift, shifted_chunks
 
     config = config or RetrainConfig()
     source_spec = plan.resolve(plan.source)
@@ -799,34 +803,37 @@ def candidate_data(
     if candidate.kind == "shift":
         images = scorer.dataset(source_spec)
         shift = parse_shift(candidate.shift)
+        rows = data_mod.synthetic_shift_roles(images.labels.numpy(), seed=scorer.run.seed)[1]
     elif candidate.kind == "shifted_data":
         images = Scorer._aligned(
             scorer.dataset(source_spec),
             scorer.dataset(plan.resolve(candidate.data)),
             candidate.data,
         )
+        rows = np.arange(len(images.labels))
     else:
         images = scorer.dataset(plan.resolve(candidate.data))
+        rows = np.arange(len(images.labels))
     pre = scorer.preprocess(images)
-    labels = images.labels.numpy()
-    idx = np.arange(len(labels))
+    keep = rows
     if config.max_samples_per_class is not None:
-        idx = idx[
+        labels = images.labels.numpy()[rows]
+        keep = rows[
             data_mod.subsample_per_class(labels, config.max_samples_per_class, seed=config.seed)
         ]
+    # Noise depends on a row's position in the sequence shifted: a shift runs along the whole
+    # role, as scored, and the cap drops rows afterwards; unshifted data converts only kept rows.
     cpu = torch.device("cpu")
-    chunks = []
-    for chunk_no, start in enumerate(range(0, len(idx), SHIFT_CHUNK)):
-        sel = torch.from_numpy(idx[start : start + SHIFT_CHUNK])
-        x = pre.to_unit(images.images[sel], device=cpu)
-        if shift is not None:
-            # the scorer's seeding: one generator per chunk of 256 selected images
-            gen = torch.Generator(device=cpu)
-            gen.manual_seed(scorer.run.seed * 1_000_003 + chunk_no)
-            x = apply_shift(x, shift, generator=gen)
-        chunks.append(x.float())
-    unit = torch.cat(chunks) if chunks else torch.empty(0)
-    y = images.labels[torch.from_numpy(idx)].long()
+    chunks = shifted_chunks(
+        images.images,
+        rows if shift is not None else keep,
+        shift,
+        to_unit=lambda u: pre.to_unit(u, device=cpu),
+        seed=scorer.run.seed,
+    )
+    kept = [x[torch.from_numpy(np.isin(sel.numpy(), keep))] for sel, x in chunks]
+    unit = torch.cat(kept) if kept else torch.empty(0)
+    y = images.labels[torch.from_numpy(keep)].long()
     frac = config.held_out_fraction
     train, held = data_mod.stratified_split(y.numpy(), (1 - frac, frac), seed=config.seed)
     train_t, held_t = torch.from_numpy(train), torch.from_numpy(held)

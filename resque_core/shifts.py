@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,14 +53,19 @@ from .errors import DataError, ShiftError
 
 __all__ = [
     "SEVERITIES",
+    "SHIFT_CHUNK",
     "ShiftSpec",
     "apply_shift",
     "available_shifts",
     "parse_shift",
     "shift_table",
+    "shifted_chunks",
 ]
 
 SEVERITIES = (1, 2, 3, 4, 5)
+SHIFT_CHUNK = 256
+"""Selected images per noise generator in :func:`shifted_chunks` (part of the seeding: changing
+it changes every random shift's pixels)."""
 
 # fn(x, value, generator) -> corrupted x (not yet clamped)
 _ShiftFn = Callable[[torch.Tensor, object, torch.Generator], torch.Tensor]
@@ -167,6 +172,36 @@ def apply_shift(x: torch.Tensor, spec: ShiftSpec, *, generator: torch.Generator)
     shift = _SHIFTS[spec.name]
     out = shift.fn(x, shift.values[spec.severity - 1], generator)
     return out.clamp(0.0, 1.0)
+
+
+def shifted_chunks(
+    images: torch.Tensor,
+    rows: np.ndarray,
+    spec: ShiftSpec | None,
+    *,
+    to_unit: Callable[[torch.Tensor], torch.Tensor],
+    seed: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The selected images in [0, 1] with the shift applied: the one seeded shift loop that
+    scoring, retraining and the benchmark share.
+
+    ``images`` uint8 (or float) [N, C, H, W]; ``rows`` int [M], the selected indices in the order
+    they are used; ``spec`` None = no shift; ``to_unit`` maps a chunk of ``images`` to float
+    [n, C', H', W'] in [0, 1] on the device the work runs on
+    (:meth:`~resque_core.data.Preprocess.to_unit`). Yields ``(rows_k, x_k)`` for consecutive
+    chunks of :data:`SHIFT_CHUNK` rows: ``rows_k`` int64 [n] (CPU), ``x_k`` [n, C', H', W'].
+    Chunk k's randomness comes from a generator on ``x_k``'s device seeded with
+    ``seed * 1_000_003 + k``, so the pixels depend on (images, rows, spec, seed) only, never on
+    how the caller batches them afterwards.
+    """
+    for chunk_no, start in enumerate(range(0, len(rows), SHIFT_CHUNK)):
+        sel = torch.from_numpy(np.asarray(rows[start : start + SHIFT_CHUNK], dtype=np.int64))
+        x = to_unit(images[sel])
+        if spec is not None:
+            gen = torch.Generator(device=x.device)
+            gen.manual_seed(seed * 1_000_003 + chunk_no)
+            x = apply_shift(x, spec, generator=gen)
+        yield sel, x
 
 
 def _uniform(x: torch.Tensor, generator: torch.Generator, shape=None) -> torch.Tensor:

@@ -122,26 +122,26 @@ def bench_dist(tmp: Path, n: int, batch_size: int, device: str, repeats: int) ->
 def _reference_value(scorer: Scorer, data: str) -> float:
     """RESQUE_dist as the reference computes it: per class, one image at a time."""
     from resque_core import data as data_mod
-    from resque_core.shifts import apply_shift, parse_shift
+    from resque_core.shifts import parse_shift, shifted_chunks
 
     images = scorer.dataset(data)
     pre = scorer.preprocess(images)
     model = scorer.checkpoint().model
     layer = scorer.resolve_layer(None, "dist", pre.image_size)
     labels = images.labels.numpy()
-    clean_idx, shifted_idx = data_mod.synthetic_shift_roles(labels, seed=0)
-    # Same shifted pixels as the engine: noise drawn per chunk of 256 from the same seeds.
-    from resque_core.pipeline import SHIFT_CHUNK
-
-    spec = parse_shift("gaussian_noise:3")
-    shifted = []
-    for chunk_no, start in enumerate(range(0, len(shifted_idx), SHIFT_CHUNK)):
-        sel = torch.from_numpy(shifted_idx[start : start + SHIFT_CHUNK])
-        gen = torch.Generator(device=scorer.device).manual_seed(chunk_no)
-        unit = pre.to_unit(images.images[sel])
-        shifted.append(pre.normalize(apply_shift(unit, spec, generator=gen)))
-    shifted_x = torch.cat(shifted)
-    clean_x = pre.normalize(pre.to_unit(images.images[torch.from_numpy(clean_idx)]))
+    seed = scorer.run.seed
+    clean_idx, shifted_idx = data_mod.synthetic_shift_roles(labels, seed=seed)
+    # The engine's own shifted pixels: the same chunked, seeded loop the scorer runs.
+    chunks = shifted_chunks(
+        images.images,
+        shifted_idx,
+        parse_shift("gaussian_noise:3"),
+        to_unit=lambda u: pre.to_unit(u, device=scorer.device),
+        seed=seed,
+    )
+    shifted_x = torch.cat([pre.normalize(x) for _, x in chunks])
+    clean_rows = images.images[torch.from_numpy(clean_idx)]
+    clean_x = pre.normalize(pre.to_unit(clean_rows, device=scorer.device))
 
     acts = {}
     module = dict(model.named_modules())[layer]
@@ -155,7 +155,7 @@ def _reference_value(scorer: Scorer, data: str) -> float:
                 for i in np.flatnonzero(labels[idx] == c):
                     with torch.no_grad():
                         model(x[i : i + 1])
-                    v = acts["a"][0].mean(dim=(1, 2)).double().numpy()
+                    v = acts["a"][0].mean(dim=(1, 2)).double().cpu().numpy()
                     total = v if total is None else total + v
                 sums.append(total / np.linalg.norm(total))
             cos = np.clip(np.dot(sums[0], sums[1]), -1, 1)

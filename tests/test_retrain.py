@@ -1,6 +1,7 @@
 """Measured retraining with the replay meter: stopping rules, cancellation, failures, heads."""
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -296,3 +297,79 @@ def test_data_checks():
     empty = RetrainData(d.train_x, d.train_y, d.held_x[:0], d.held_y[:0], 3, d.normalize)
     with pytest.raises(DataError, match=re.escape("the candidate has 48 training and 0 held-out")):
         retrain(_model(), empty, config=_config(), meter=_meter())
+
+
+# ----------------------------------------------------------------------------- candidate data
+DEMO_CHECKPOINT = str(Path(__file__).resolve().parent.parent / "assets/demo/digits_small_cnn.pt")
+
+
+def _digits_plan(candidate: dict, **run):
+    """The shipped demo model on the built-in digits, with one candidate."""
+    from resque_core.plans import plan_from_dict
+
+    return plan_from_dict(
+        {
+            "version": 1,
+            "name": "digits",
+            "model": {
+                "checkpoint": DEMO_CHECKPOINT,
+                "arch": "small_cnn",
+                "num_classes": 10,
+                "in_channels": 1,
+                "image_size": [8, 8],
+            },
+            "source": "builtin:digits",
+            "run": {"device": "cpu", "batch_size": 100, **run},
+            "candidates": [candidate],
+        }
+    )
+
+
+def _rows(x: torch.Tensor, y: torch.Tensor) -> list[bytes]:
+    """Each (label, image) pair as bytes, sorted: equal lists = the same images, bit for bit."""
+    flat = x.reshape(len(x), -1).numpy()
+    return sorted(
+        int(label).to_bytes(8, "little") + row.tobytes() for label, row in zip(y, flat, strict=True)
+    )
+
+
+def test_retraining_a_shift_sees_exactly_the_images_that_were_scored(monkeypatch):
+    from resque_core import pipeline
+    from resque_core.pipeline import Scorer
+    from resque_core.retrain import candidate_data
+
+    # seed 3: the seed term of the per-chunk noise seeds counts, not only the chunk number
+    plan = _digits_plan({"id": "noise", "kind": "shift", "shift": "gaussian_noise:5"}, seed=3)
+    fed = []
+    real = pipeline.class_sums
+
+    def recording(model, layer, batches, **kw):
+        batches = list(batches)
+        fed.append(batches)
+        return real(model, layer, iter(batches), **kw)
+
+    monkeypatch.setattr(pipeline, "class_sums", recording)
+    scorer = Scorer(plan.resolved_model(), plan.run, source_data=plan.source)
+    scorer.score_shift(plan.source, plan.candidates[0].shift)
+    clean, shifted = fed  # source (clean role) first, then the corrupted role
+    scored = _rows(torch.cat([x for x, _ in shifted]), torch.cat([y for _, y in shifted]))
+
+    data = candidate_data(plan, plan.candidates[0], scorer=scorer, config=_config())
+    seen = _rows(
+        data.normalize(torch.cat([data.train_x, data.held_x])),
+        torch.cat([data.train_y, data.held_y]),
+    )
+    # the corrupted role: 896 of the 1,797 digits, four noise chunks; none of the clean-only part
+    assert len(seen) == len(scored) == 896
+    assert seen == scored
+    assert seen != _rows(torch.cat([x for x, _ in clean]), torch.cat([y for _, y in clean]))
+
+    # a retraining cap picks rows of that corrupted set; their pixels stay the scored ones
+    capped = candidate_data(
+        plan, plan.candidates[0], scorer=scorer, config=_config(max_samples_per_class=20)
+    )
+    few = _rows(
+        capped.normalize(torch.cat([capped.train_x, capped.held_x])),
+        torch.cat([capped.train_y, capped.held_y]),
+    )
+    assert len(few) == 200 and set(few) <= set(scored)

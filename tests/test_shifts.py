@@ -11,11 +11,13 @@ from torchvision.transforms.v2.functional import gaussian_blur
 from resque_core.errors import DataError, ShiftError
 from resque_core.shifts import (
     SEVERITIES,
+    SHIFT_CHUNK,
     ShiftSpec,
     apply_shift,
     available_shifts,
     parse_shift,
     shift_table,
+    shifted_chunks,
 )
 
 NAMES = [
@@ -367,3 +369,35 @@ def test_gpu_batches_stay_on_the_gpu_and_are_seeded(name):
     assert torch.equal(out, run(1))
     if name not in RANDOM:
         torch.testing.assert_close(out.cpu(), shifted(x.cpu(), name, 4), atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------- shifted chunks
+def _unit(u: torch.Tensor) -> torch.Tensor:
+    return u.to(torch.float32) / 255
+
+
+def test_shifted_chunks_seed_each_chunk_by_seed_and_chunk_number():
+    images = torch.randint(0, 256, (700, 1, 4, 4), generator=gen(0), dtype=torch.uint8)
+    rows = np.arange(699, -1, -2)  # an order of its own: chunks follow it, not the row numbers
+    spec = ShiftSpec("gaussian_noise", 4)
+    chunks = list(shifted_chunks(images, rows, spec, to_unit=_unit, seed=7))
+    assert [len(sel) for sel, _ in chunks] == [SHIFT_CHUNK, len(rows) - SHIFT_CHUNK]
+    for k, (sel, x) in enumerate(chunks):
+        assert (
+            sel.dtype == torch.int64
+            and sel.tolist() == rows[k * SHIFT_CHUNK :][:SHIFT_CHUNK].tolist()
+        )
+        expected = apply_shift(_unit(images[sel]), spec, generator=gen(7 * 1_000_003 + k))
+        assert torch.equal(x, expected)
+    other_seed = torch.cat(
+        [x for _, x in shifted_chunks(images, rows, spec, to_unit=_unit, seed=8)]
+    )
+    assert not torch.equal(torch.cat([x for _, x in chunks]), other_seed)
+
+
+def test_shifted_chunks_without_a_shift_are_the_unit_images():
+    images = torch.randint(0, 256, (300, 1, 4, 4), generator=gen(1), dtype=torch.uint8)
+    rows = np.array([5, 3, 299, 0])
+    ((sel, x),) = shifted_chunks(images, rows, None, to_unit=_unit, seed=0)
+    assert sel.tolist() == [5, 3, 299, 0] and torch.equal(x, _unit(images[rows]))
+    assert list(shifted_chunks(images, np.empty(0, np.int64), None, to_unit=_unit, seed=0)) == []
