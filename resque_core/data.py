@@ -425,6 +425,8 @@ def _walk(root: Path) -> tuple[list[str], set[str]]:
     """
 
     def refuse(e: OSError) -> None:
+        if Path(e.filename or root) == root:
+            raise DataError(f"cannot read data folder {root}: {_reason(e)}")
         raise DataError(f"cannot read folder {e.filename} of data folder {root}: {_reason(e)}")
 
     files: list[str] = []

@@ -445,10 +445,10 @@ def _blobs(k: int, n: int, d: int = 6, seed: int = 0):
 
 
 def test_task_with_too_many_classes_is_refused_before_clustering():
-    x, y = _blobs(1001, 2, d=2)
+    x, y = _blobs(2400, 3, d=2)  # 2,400 classes in 7,200 samples: 800+ s of k-means before
     with _raises(
         DataError,
-        "the new task has 1,001 classes; RESQUE_task clusters at most 1,000 (one k-means "
+        "the new task has 2,400 classes; RESQUE_task clusters at most 1,000 (one k-means "
         "cluster per class): use a task with fewer classes",
     ):
         resque_task(x, y)
@@ -592,8 +592,10 @@ def test_folder_the_os_refuses_to_list_is_an_error(tmp_path, monkeypatch):
         Image.new("L", (4, 4)).save(root / c / "0.png")
     real = os.scandir
 
+    denied = {root / "b"}
+
     def scandir(path="."):
-        if Path(path) == root / "b":
+        if Path(path) in denied:
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
@@ -603,6 +605,10 @@ def test_folder_the_os_refuses_to_list_is_an_error(tmp_path, monkeypatch):
         load_data(str(root))
     with _raises(DataError, message):
         data_fingerprint(str(root))
+    denied.add(root / "a" / "x")  # the data folder itself
+    (root / "a" / "x").mkdir()
+    with _raises(DataError, f"cannot read data folder {root / 'a' / 'x'}: permission denied"):
+        load_data(str(root / "a" / "x"))
 
 
 def test_unreadable_image_and_data_file(tmp_path, monkeypatch):
