@@ -15,7 +15,7 @@ Three pieces, three uncertainties:
    extrapolation from a few batches to an epoch has errors that repeating the same windows does
    not reveal.
 3. **Carbon intensity** from :mod:`resque_core.carbon`, with its relative uncertainty; CO2 = kWh
-   x intensity x PUE.
+   x intensity x PUE (:func:`~resque_core.units.co2_kg`, for the point value and every draw).
 
 The interval propagates all three with a seeded Monte Carlo (:func:`predict_cost`): epochs drawn
 from the fit's t distribution (clipped at 0), energy per epoch and intensity from normals
@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from scipy import stats
 
+from . import units
 from .carbon import CarbonIntensity, co2_kg
 from .energy import Meter, make_meter
 from .errors import Cancelled, ConfigError, ResqueError
@@ -330,7 +331,7 @@ def predict_cost(
     )
     epochs = np.clip(epochs, 0, None)
     per_epoch = np.clip(
-        rng.normal(probe.kwh_per_epoch, probe.joules_per_epoch_sd / 3.6e6, n), 0, None
+        rng.normal(probe.kwh_per_epoch, units.joules_to_kwh(probe.joules_per_epoch_sd), n), 0, None
     )
     g = np.clip(
         rng.normal(intensity.g_per_kwh, intensity.relative_uncertainty * intensity.g_per_kwh, n),
@@ -338,7 +339,7 @@ def predict_cost(
         None,
     )
     kwh = epochs * per_epoch
-    co2 = kwh * g * intensity.pue / 1000.0
+    co2 = units.co2_kg(kwh, g, intensity.pue)
     lo, hi = 50 * (1 - settings.level), 50 * (1 + settings.level)
 
     def band(a: np.ndarray) -> tuple[float, float]:

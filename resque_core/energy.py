@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError, ResqueError
+from .units import joules_to_kwh, kwh_to_joules
 
 __all__ = [
     "METERS",
@@ -51,7 +52,6 @@ measurement at all (fake meter)."""
 
 MeterName = Literal["auto", "codecarbon", "nvml", "replay"]
 METERS: tuple[str, ...] = ("auto", "codecarbon", "nvml", "replay")
-_JOULES_PER_KWH = 3.6e6
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class EnergyReading:
 
     @property
     def kwh(self) -> float:
-        return self.joules / _JOULES_PER_KWH
+        return joules_to_kwh(self.joules)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kwh": self.kwh}
@@ -436,11 +436,11 @@ class CodecarbonMeter(Meter):
         if data is None:
             raise ResqueError("codecarbon returned no measurement for the window; see its log")
         components = {
-            "cpu": float(data.cpu_energy) * _JOULES_PER_KWH,
-            "ram": float(data.ram_energy) * _JOULES_PER_KWH,
-            "gpu": float(data.gpu_energy) * _JOULES_PER_KWH,
+            "cpu": kwh_to_joules(float(data.cpu_energy)),
+            "ram": kwh_to_joules(float(data.ram_energy)),
+            "gpu": kwh_to_joules(float(data.gpu_energy)),
         }
-        joules = float(data.energy_consumed) * _JOULES_PER_KWH
+        joules = kwh_to_joules(float(data.energy_consumed))
         return EnergyReading(joules, seconds, self._method, self._basis, components)
 
 

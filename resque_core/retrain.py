@@ -49,6 +49,7 @@ from torch import nn
 from .carbon import CarbonIntensity, carbon_intensity, co2_kg
 from .energy import EnergyReading, Meter, make_meter
 from .errors import ConfigError, DataError
+from .units import joules_to_kwh
 
 if TYPE_CHECKING:
     from .pipeline import Progress, Scorer
@@ -310,7 +311,7 @@ class EnergyProbe:
 
     @property
     def kwh_per_epoch(self) -> float:
-        return self.joules_per_epoch / 3.6e6
+        return joules_to_kwh(self.joules_per_epoch)
 
     @property
     def relative_sd(self) -> float:

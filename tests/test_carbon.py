@@ -60,6 +60,37 @@ def test_user_override_and_pue_in_the_co2_arithmetic():
     assert co2_kg(0.0, ci) == 0.0
 
 
+def test_one_joules_per_kwh_constant_and_one_co2_formula():
+    import numpy as np
+
+    from resque_core import units
+
+    assert units.JOULES_PER_KWH == 3.6e6
+    assert units.joules_to_kwh(7.2e6) == 2.0 and units.kwh_to_joules(0.5) == 1.8e6
+    # 2 kWh x 300 g/kWh x PUE 1.5 = 900 g
+    assert units.co2_kg(2.0, 300.0, 1.5) == pytest.approx(0.9)
+    # the same arithmetic on Monte Carlo draws, element by element
+    kwh, g = np.array([1.0, 2.0]), np.array([100.0, 300.0])
+    draws = units.co2_kg(kwh, g, 1.2)
+    assert draws.tolist() == [units.co2_kg(1.0, 100.0, 1.2), units.co2_kg(2.0, 300.0, 1.2)]
+    assert draws.tolist() == pytest.approx([0.12, 0.72])
+    ci = carbon_intensity(override_g_per_kwh=300.0, pue=1.5)
+    assert co2_kg(2.0, ci) == units.co2_kg(2.0, 300.0, 1.5)
+
+
+def test_no_engine_module_keeps_its_own_joules_per_kwh():
+    engine = Path(__file__).resolve().parent.parent / "resque_core"
+    spellings = ("3.6e6", "3_600_000", "3600000", "3.6e+06")
+    copies = [
+        f"{path.name}: {word}"
+        for path in sorted(engine.rglob("*.py"))
+        if path.name != "units.py"
+        for word in spellings
+        if word in path.read_text(encoding="utf-8")
+    ]
+    assert copies == []
+
+
 def test_listings():
     assert countries()["FRA"] == "France"
     assert "california" in regions("usa")
