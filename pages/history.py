@@ -29,18 +29,10 @@ UNREADABLE = "unreadable"  # the type shown for a stored file that is not a vali
 
 def _open(store, run_id: str) -> tuple[docs.RunDoc | None, str]:
     """The checked document of a stored run, or None and why it cannot be shown."""
-    try:
+    try:  # the store refuses a damaged file (not JSON, not a regular file) with a ConfigError
         return docs.check_run(store.load(run_id)), ""
     except ResqueError as e:
         return None, str(e)
-    # The store's reading of a damaged file may still fail below its own errors; one such file
-    # must not take the page down for every session.
-    except RecursionError:
-        return None, "the file is nested too deeply to be a run"
-    except OSError as e:
-        return None, f"the file cannot be read: {e.strerror or e}"
-    except ValueError:
-        return None, "the file is not a complete JSON document"
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)

@@ -169,7 +169,11 @@ def test_an_invalid_stored_run_is_listed_as_unreadable_and_the_rest_works(stored
         f"20260101-000000-abcdef.json: {NULL_CANDIDATE}",
     )
     kind, outcome = rows["20260101-000001-abcdef"]
-    assert kind == "unreadable" and outcome.startswith("20260101-000001-abcdef.json: ")
+    assert kind == "unreadable"
+    assert outcome.startswith(
+        "20260101-000001-abcdef.json: stored run '20260101-000001-abcdef' is unreadable "
+        "(not complete JSON: "
+    )
     assert rows[validation.run_id][0] == "validation"
     # only readable runs can be opened; the ranking shows as before
     options = {o.split(" · ")[0] for o in at.selectbox(key="hist_run").options}
