@@ -47,6 +47,7 @@ from . import units
 from .carbon import CarbonIntensity, co2_kg
 from .energy import Meter, make_meter
 from .errors import Cancelled, ConfigError, ResqueError
+from .kinds import ESTIMATOR_KINDS, EstimatorKind
 from .retrain import EnergyProbe, RetrainConfig, RetrainData, candidate_data, probe_epoch_energy
 from .store import canonical_key, default_cache_dir
 
@@ -75,7 +76,6 @@ __all__ = [
     "save_calibrations",
 ]
 
-Kind = Literal["dist", "task"]
 CALIBRATION_FILE = "calibrations.json"
 LEVEL = 0.8
 MIN_POINTS = 3
@@ -93,7 +93,7 @@ class Calibration:
     ``pearson_r``: correlation of the fitted points; ``source``: where the numbers come from.
     """
 
-    kind: Kind
+    kind: EstimatorKind
     intercept: float
     slope: float
     residual_sd: float
@@ -164,7 +164,7 @@ Validate a few candidates on your own model to replace it."""
 
 
 def fit_calibration(
-    resque: Sequence[float], epochs: Sequence[float], *, kind: Kind, source: str = ""
+    resque: Sequence[float], epochs: Sequence[float], *, kind: EstimatorKind, source: str = ""
 ) -> Calibration:
     """Least-squares line epochs ~ RESQUE over measured runs, with its residual spread and
     leave-one-out errors. Needs at least :data:`MIN_POINTS` points with distinct RESQUE values.
@@ -245,7 +245,7 @@ def load_calibrations(cache_dir: str | os.PathLike, key: str) -> dict[str, Calib
     """The stored calibrations for ``key``, with :data:`PRIORS` for kinds that have none."""
     entry = _read(cache_dir)["entries"].get(key, {})
     out = dict(PRIORS)
-    for kind in ("dist", "task"):
+    for kind in ESTIMATOR_KINDS:
         if kind in entry:
             out[kind] = Calibration.from_dict(entry[kind])
     return out

@@ -42,6 +42,7 @@ from .cost import (
 )
 from .energy import Meter, make_meter
 from .errors import Cancelled, ConfigError, ResqueError
+from .kinds import ESTIMATOR_KINDS
 from .pipeline import Progress, Scorer, resolve_device
 from .plans import Candidate, Plan
 from .ranking import environment, rank_plan
@@ -218,7 +219,7 @@ def correlations(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
     :data:`MEASURES`, over the finished runs (run documents as in :meth:`ValidationRun.to_dict`).
     Kinds are kept apart: RESQUE_dist and RESQUE_task are on different scales."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for kind in ("dist", "task"):
+    for kind in ESTIMATOR_KINDS:
         rows = [
             r
             for r in runs
@@ -237,7 +238,7 @@ def correlations(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
 
 
 def _calibration_points(doc: dict[str, Any], key: str) -> dict[str, list[tuple[float, int]]]:
-    points: dict[str, list[tuple[float, int]]] = {"dist": [], "task": []}
+    points: dict[str, list[tuple[float, int]]] = {k: [] for k in ESTIMATOR_KINDS}
     if doc.get("type") != "validation" or doc.get("calibration_key") != key:
         return points
     for r in doc.get("runs", []):
@@ -257,14 +258,14 @@ def recalibrate(
     """Fit each kind's calibration on every stored validation run with calibration ``key``
     (plus ``extra`` documents not stored yet), save the fits to ``cache_dir`` and return them;
     a kind with fewer than :data:`MIN_POINTS` usable runs keeps its prior."""
-    points: dict[str, list[tuple[float, int]]] = {"dist": [], "task": []}
+    points: dict[str, list[tuple[float, int]]] = {k: [] for k in ESTIMATOR_KINDS}
     docs = [*(_safe_load(runs, rid) for rid in runs.list()), *extra]
     ids = []
     for doc in docs:
         if doc is None:
             continue
         got = _calibration_points(doc, key)
-        if got["dist"] or got["task"]:
+        if any(got.values()):
             ids.append(doc.get("run_id"))
         for kind in points:
             points[kind] += got[kind]

@@ -20,6 +20,7 @@ from resque_core.cost import (
     save_calibrations,
 )
 from resque_core.errors import ConfigError
+from resque_core.kinds import ESTIMATOR_KINDS
 from resque_core.retrain import EnergyProbe
 
 
@@ -132,6 +133,8 @@ def test_calibrations_round_trip_and_fall_back_to_marked_priors(tmp_path):
     assert key != calibration_key("abc", {"lr": 0.01})
     fresh = load_calibrations(tmp_path, key)
     assert fresh == PRIORS
+    assert tuple(fresh) == ESTIMATOR_KINDS  # a prior for each estimator, in display order
+    assert all(fresh[k].kind == k for k in ESTIMATOR_KINDS)
     assert {c.basis for c in fresh.values()} == {"prior"}
     assert all(c.source.startswith("prior:") for c in fresh.values())
     fitted = fit_calibration([0.1, 0.2, 0.4], [3, 5, 9], kind="dist")
