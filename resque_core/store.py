@@ -20,6 +20,7 @@ cannot be used (a file, a device, a folder without write access) is a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -54,6 +55,9 @@ _HINT = "point --cache-dir or RESQUE_CACHE_DIR at a writable folder"
 # diskcache names value files <2 hex>/<2 hex>/<28 hex>.val under the cache folder (Disk.filename).
 _VALUE_FILE = re.compile(r"^[0-9a-f]{2}[/\\][0-9a-f]{2}[/\\][0-9a-f]{28}\.val$")
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# Every setting given here, so none is taken from the database's Settings table (which a foreign
+# writer could fill with an unknown eviction policy or pragma values).
+_SETTINGS = {**diskcache.DEFAULT_SETTINGS, "size_limit": 2**34}
 # What a foreign blob can raise inside np.load / json.loads (never a pickle: allow_pickle=False).
 _UNDECODABLE = (
     ValueError,
@@ -185,6 +189,31 @@ def _usable_dir(directory: Path) -> None:
     os.unlink(probe)
 
 
+def _drop_foreign_settings(db: Path) -> None:
+    """Delete rows of the database's Settings table that this store does not set itself:
+    diskcache sets each one as an attribute of the cache (and ``disk_*`` of its serializer), so
+    a foreign ``get`` or ``disk_fetch`` row would replace a method."""
+    if not db.is_file():
+        return
+    known = [*_SETTINGS, *diskcache.core.METADATA]
+    marks = ",".join("?" * len(known))
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+        try:
+            foreign = con.execute(
+                f"SELECT key FROM Settings WHERE key NOT IN ({marks})", known
+            ).fetchall()
+        except sqlite3.OperationalError:  # no Settings table yet: diskcache creates it
+            return
+        if foreign:
+            _log.warning(
+                "result cache %s: dropping unknown settings %s",
+                db.parent,
+                ", ".join(repr(k) for (k,) in foreign),
+            )
+            with con:
+                con.execute(f"DELETE FROM Settings WHERE key NOT IN ({marks})", known)
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     """(device, inode) of ``path``, or None if it is gone."""
     try:
@@ -208,9 +237,13 @@ class ResultStore:
     def _open(self) -> tuple[diskcache.Cache, tuple[int, int] | None]:
         _usable_dir(self.directory)
         try:
-            cache = diskcache.Cache(str(self.directory), disk=_OwnFormatDisk, size_limit=2**34)
+            _drop_foreign_settings(self.directory / DBNAME)
+            cache = diskcache.Cache(str(self.directory), disk=_OwnFormatDisk, **_SETTINGS)
         except (sqlite3.Error, OSError) as e:
-            raise ConfigError(f"cannot open the cache in {self.directory} ({e}); {_HINT}") from None
+            raise ConfigError(
+                f"cannot open the cache in {self.directory} ({e}); delete "
+                f"{self.directory / DBNAME} to start it afresh, or {_HINT}"
+            ) from None
         return cache, _identity(self.directory / DBNAME)
 
     def _reopen(self, why: str, *, if_stale: bool = False) -> None:
@@ -233,15 +266,16 @@ class ResultStore:
     def _call(self, op: Callable[[diskcache.Cache], _T]) -> _T:
         try:
             return op(self._live())
-        except sqlite3.OperationalError as e:
-            # The folder vanished between the check and the statement (or the disk failed):
-            # one fresh start, then the error is the user's to see.
+        except sqlite3.DatabaseError as e:
+            # The folder vanished between the check and the statement, the database was damaged
+            # or the disk failed: one fresh start, then the error is the user's to see.
             self._reopen(f"SQLite error ({e})")
             try:
                 return op(self._cache)
-            except sqlite3.OperationalError as again:
+            except sqlite3.DatabaseError as again:
                 raise ConfigError(
-                    f"cannot use the cache in {self.directory} ({again}); {_HINT}"
+                    f"cannot use the cache in {self.directory} ({again}); delete "
+                    f"{self.directory / DBNAME} to start it afresh, or {_HINT}"
                 ) from None
 
     def _read(self, key: str, decode: Callable[[object], _T]) -> _T | None:
