@@ -54,7 +54,6 @@ from .store import canonical_key, default_cache_dir
 if TYPE_CHECKING:
     from .pipeline import Scorer
     from .plans import Candidate, Plan
-    from .ranking import CandidateResult
     from .store import ResultStore
 
 __all__ = [
@@ -63,6 +62,7 @@ __all__ = [
     "MIN_POINTS",
     "PRIORS",
     "Calibration",
+    "CandidateCost",
     "CostOptions",
     "CostSettings",
     "Prediction",
@@ -452,33 +452,44 @@ def probe_candidate(
     return probe
 
 
+@dataclass(frozen=True)
+class CandidateCost:
+    """The cost model's answer for one scored candidate: its ``prediction``, or ``error`` (why
+    its energy probe failed); ``over_budget``: the budgets the point prediction exceeds, as
+    :func:`over_budget` phrases."""
+
+    prediction: Prediction | None = None
+    error: str | None = None
+    over_budget: tuple[str, ...] = ()
+
+
 def predict_candidates(
     plan: Plan,
-    results: list[CandidateResult],
+    scored: Sequence[tuple[Candidate, float]],
     *,
     scorer: Scorer,
     options: CostOptions,
     store: ResultStore | None = None,
     cancel: Callable[[], bool] | None = None,
-) -> dict[str, Calibration]:
-    """Set ``prediction`` (or ``prediction_error``) and ``over_budget`` on every scored result;
-    returns the calibrations used (stored ones, else priors). One meter session serves all the
-    probes."""
+) -> tuple[dict[str, CandidateCost], dict[str, Calibration]]:
+    """Predict the cost of every ``(candidate, RESQUE value)`` in ``scored``: returns
+    ({candidate id: its answer}, the calibrations used (stored ones, else priors)). One meter
+    session serves all the probes. Cancelling raises :class:`~resque_core.errors.Cancelled`
+    and returns nothing, so a caller never holds half the answers."""
     from .pipeline import resolve_device
 
     device = resolve_device(options.procedure.device)
     key = calibration_key(scorer.checkpoint_sha256(), options.procedure.procedure())
     calibrations = load_calibrations(options.resolved_cache_dir(), key)
+    costs: dict[str, CandidateCost] = {}
     with make_meter(options.meter, device=device) as meter:
-        for r in results:
-            if not r.ok:
-                continue
+        for candidate, value in scored:
             if cancel is not None and cancel():
                 raise Cancelled("cancelled while probing energy; the scores are kept")
             try:
                 probe = probe_candidate(
                     plan,
-                    r.candidate,
+                    candidate,
                     scorer=scorer,
                     config=options.procedure,
                     meter=meter,
@@ -486,15 +497,14 @@ def predict_candidates(
                     seconds=options.probe_seconds,
                 )
             except ResqueError as e:
-                r.prediction_error = str(e)
+                costs[candidate.id] = CandidateCost(error=str(e))
                 continue
-            r.prediction = predict_cost(
-                r.score.value,
-                calibration=calibrations[r.candidate.estimator],
+            prediction = predict_cost(
+                value,
+                calibration=calibrations[candidate.estimator],
                 probe=probe,
                 settings=options.settings,
             )
-            r.over_budget = over_budget(
-                r.prediction, max_kwh=options.max_kwh, max_co2_kg=options.max_co2_kg
-            )
-    return calibrations
+            over = over_budget(prediction, max_kwh=options.max_kwh, max_co2_kg=options.max_co2_kg)
+            costs[candidate.id] = CandidateCost(prediction, over_budget=tuple(over))
+    return costs, calibrations

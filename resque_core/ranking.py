@@ -19,22 +19,20 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from ._version import __version__
+from .cost import CandidateCost, CostOptions, Prediction, predict_candidates
 from .errors import Cancelled, ConfigError, ResqueError
 from .pipeline import Progress, Score, Scorer
 from .plans import Candidate, Plan
 from .runs import RunStore
 from .shifts import parse_shift
 from .store import ResultStore
-
-if TYPE_CHECKING:
-    from .cost import CostOptions, Prediction
 
 __all__ = ["COST_ORDERINGS", "ORDERINGS", "CandidateResult", "Ranking", "rank_plan"]
 
@@ -242,15 +240,15 @@ def rank_plan(
             on_candidate(i, len(plan.candidates), result)
     cost_doc = None
     if cost is not None and not cancelled:
-        from .cost import predict_candidates
-
+        scored = [(r.candidate, r.score.value) for r in results if r.ok]
         try:
-            used = predict_candidates(
-                plan, results, scorer=scorer, options=cost, store=store, cancel=cancel
+            costs, used = predict_candidates(
+                plan, scored, scorer=scorer, options=cost, store=store, cancel=cancel
             )
         except Cancelled:
             cancelled = True
         else:
+            results = [_with_cost(r, costs.get(r.candidate.id)) for r in results]
             cost_doc = {
                 "intensity": cost.settings.intensity.to_dict(),
                 "level": cost.settings.level,
@@ -271,6 +269,18 @@ def rank_plan(
         key = ranking.content_key() if reuse_stored else None
         ranking.run_id = runs.save(ranking.to_dict(), content_key=key)
     return ranking
+
+
+def _with_cost(result: CandidateResult, cost: CandidateCost | None) -> CandidateResult:
+    """A copy of ``result`` carrying the cost model's answer (None: it was not scored)."""
+    if cost is None:
+        return result
+    return replace(
+        result,
+        prediction=cost.prediction,
+        prediction_error=cost.error,
+        over_budget=list(cost.over_budget),
+    )
 
 
 def _assign_ranks(ranking: Ranking) -> None:

@@ -1,0 +1,172 @@
+"""Ranking: orderings and ranks per kind, failures kept, cancellation, the cost model's answers
+attached as new results (cost never edits ranking's objects), and no cost <-> ranking cycle."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from resque_core.carbon import carbon_intensity
+from resque_core.cost import CandidateCost, CostOptions, CostSettings, predict_candidates
+from resque_core.errors import ConfigError
+from resque_core.pipeline import Scorer
+from resque_core.plans import plan_from_dict
+from resque_core.ranking import CandidateResult, rank_plan
+from resque_core.retrain import RetrainConfig
+from resque_core.store import ResultStore
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CHECKPOINT = str(ROOT / "assets" / "demo" / "digits_small_cnn.pt")
+
+
+@pytest.fixture
+def plan():
+    """Three shifts, one task and one candidate whose data is missing; 5 images per class."""
+    return plan_from_dict(
+        {
+            "version": 1,
+            "name": "small",
+            "model": {
+                "checkpoint": DEMO_CHECKPOINT,
+                "arch": "small_cnn",
+                "num_classes": 10,
+                "in_channels": 1,
+            },
+            "source": "builtin:digits",
+            "run": {"samples_per_class": 5, "device": "cpu"},
+            "candidates": [
+                {"id": "noise-5", "kind": "shift", "shift": "gaussian_noise:5"},
+                {"id": "missing", "kind": "task", "data": "no_such_folder/"},
+                {"id": "blur-5", "kind": "shift", "shift": "gaussian_blur:5"},
+                {"id": "parity", "kind": "task", "data": "builtin:digits-parity"},
+                {"id": "noise-1", "kind": "shift", "shift": "gaussian_noise:1"},
+            ],
+        }
+    )
+
+
+def _options(**kw) -> CostOptions:
+    return CostOptions(
+        settings=CostSettings(carbon_intensity(override_g_per_kwh=400.0), draws=200),
+        procedure=RetrainConfig(device="cpu", max_samples_per_class=5),
+        meter="replay",
+        probe_seconds=0.01,
+        **kw,
+    )
+
+
+def test_ranks_within_each_kind_and_failures_last(plan, tmp_path):
+    ranking = rank_plan(plan, store=ResultStore(tmp_path))
+    assert [r.candidate.id for r in ranking.results] == [c.id for c in plan.candidates]
+    missing = next(r for r in ranking.results if r.candidate.id == "missing")
+    assert not missing.ok and missing.rank is None and "no_such_folder" in missing.error
+    ordered = ranking.ordered
+    assert ordered[-1] is missing
+    shifts = [r for r in ordered if r.ok and r.candidate.estimator == "dist"]
+    assert [r.rank for r in shifts] == [1, 2, 3]
+    assert [r.score.value for r in shifts] == sorted(r.score.value for r in shifts)
+    assert [(r.candidate.id, r.rank) for r in ordered if r.candidate.estimator == "task"] == [
+        ("parity", 1),
+        ("missing", None),
+    ]
+    doc = ranking.to_dict()
+    assert [c["id"] for c in doc["candidates"]] == [r.candidate.id for r in ordered]
+    assert doc["candidates"][-1]["status"] == "failed" and doc["cost"] is None
+
+
+def test_cost_orderings_rank_all_kinds_together_with_budgets(plan, tmp_path):
+    ranking = rank_plan(
+        plan, store=ResultStore(tmp_path), ordered_by="kwh", cost=_options(max_kwh=0.0)
+    )
+    scored = [r for r in ranking.ordered if r.ok]
+    assert [r.rank for r in scored] == [1, 2, 3, 4]
+    kwh = [r.prediction.energy_kwh for r in scored]
+    assert kwh == sorted(kwh) and all(k > 0 for k in kwh)
+    assert all(r.over_budget == [f"{r.prediction.energy_kwh:.3g} kWh > 0 kWh"] for r in scored)
+    assert ranking.over_budget == scored
+    assert ranking.cost["calibration_basis"] == {"dist": "prior", "task": "prior"}
+    assert ranking.cost["max_kwh"] == 0.0
+
+
+def test_the_cost_model_answers_without_touching_the_results(plan, tmp_path):
+    scorer = Scorer(plan.resolved_model(), plan.run, source_data=plan.resolve(plan.source))
+    by_id = {c.id: c for c in plan.candidates}
+    scored = [(by_id["noise-1"], 0.02), (by_id["missing"], 0.4)]
+    costs, calibrations = predict_candidates(
+        plan, scored, scorer=scorer, options=_options(max_co2_kg=1e9), store=ResultStore(tmp_path)
+    )
+    assert set(costs) == {"noise-1", "missing"} and set(calibrations) == {"dist", "task"}
+    ok = costs["noise-1"]
+    assert isinstance(ok, CandidateCost) and ok.error is None and ok.over_budget == ()
+    assert ok.prediction.resque == 0.02 and ok.prediction.basis == "prior"
+    failed = costs["missing"]
+    assert failed.prediction is None and "no_such_folder" in failed.error
+
+
+def test_cancelling_while_probing_keeps_scores_and_attaches_no_prediction(plan, tmp_path):
+    scored_all = []
+
+    def seen(i, n, result):
+        scored_all.append(i == n - 1)
+
+    ranking = rank_plan(
+        plan,
+        store=ResultStore(tmp_path),
+        cost=_options(),
+        on_candidate=seen,
+        cancel=lambda: bool(scored_all) and scored_all[-1],
+    )
+    assert ranking.cancelled and ranking.cost is None
+    assert len(ranking.results) == len(plan.candidates)
+    assert all(r.prediction is None and r.prediction_error is None for r in ranking.results)
+    assert sum(r.ok for r in ranking.results) == 4
+
+
+def test_cancelling_while_scoring_keeps_the_finished_candidates(plan, tmp_path):
+    done = []
+    ranking = rank_plan(
+        plan,
+        store=ResultStore(tmp_path),
+        on_candidate=lambda i, n, r: done.append(r),
+        cancel=lambda: len(done) >= 1,
+    )
+    # "missing" fails on its data before its first batch, where cancelling is checked
+    assert ranking.cancelled
+    assert [r.candidate.id for r in ranking.results] == ["noise-5", "missing"]
+    assert ranking.results[0].rank == 1
+
+
+def test_ordering_messages(plan):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("unknown ordering 'joules'; allowed: resque, epochs, kwh, co2"),
+    ):
+        rank_plan(plan, store=None, ordered_by="joules")
+    with pytest.raises(
+        ConfigError, match=re.escape("ordering by 'co2' needs cost options (a cost model)")
+    ):
+        rank_plan(plan, store=None, ordered_by="co2")
+
+
+def test_a_result_without_a_score_is_not_ok():
+    from resque_core.plans import Candidate
+
+    r = CandidateResult(Candidate("a", "shift", shift="contrast:2"), error="boom")
+    assert not r.ok and r.to_dict()["status"] == "failed" and r.to_dict()["shift"] == "contrast"
+
+
+def _imports(module: str) -> set[str]:
+    """Every resque_core module a source file imports, at any level (TYPE_CHECKING included)."""
+    tree = ast.parse((ROOT / "resque_core" / f"{module}.py").read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names.add(node.module or "")
+            names.update(a.name for a in node.names if node.module is None)
+    return names
+
+
+def test_cost_does_not_import_ranking():
+    assert "ranking" not in _imports("cost")
+    assert "cost" in _imports("ranking")
