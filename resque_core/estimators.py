@@ -6,7 +6,8 @@ Definitions follow Sangarya & Kim, AAAI 2025, as fixed by the authors' reference
 * RESQUE_dist: for every class c present in both sets, the angle between the per-class sums of
   pooled activations on the source and on the shifted data, ``arccos(<s_c/|s_c|, s'_c/|s'_c|>)/pi``
   in [0, 1]; the index is the mean over those classes. Sums and means give the same angle, so the
-  sums can be accumulated batch by batch (:class:`ClassSums`).
+  sums can be accumulated batch by batch (:func:`resque_core.features.class_sums` fills a
+  :class:`ClassSums`).
 * RESQUE_task: k-means with K clusters on the new task's embeddings, initialised at the true class
   centroids (one init, Lloyd), and ``1 - ARI(true labels, cluster labels)``. K, the work of one
   iteration, the number of iterations and the seconds are bounded (:mod:`resque_core.limits`).
@@ -39,29 +40,14 @@ _INITS: tuple[str, ...] = ("centroid", "k-means++")
 
 
 class ClassSums:
-    """Running per-class sums of feature vectors (float64), mergeable and order-independent.
-
-    ``update(features [B, D], labels [B])`` adds a batch; ``sums`` is [K, D]; ``counts`` is [K].
-    Memory is O(K x D) whatever the number of samples.
+    """Per-class sums of feature vectors: ``sums`` float64 [K, D], ``counts`` int64 [K], zero
+    at first. :func:`resque_core.features.class_sums` adds each batch on the model's device;
+    memory is O(K x D) whatever the number of samples.
     """
 
     def __init__(self, num_classes: int, dim: int):
         self.sums = np.zeros((num_classes, dim), dtype=np.float64)
         self.counts = np.zeros(num_classes, dtype=np.int64)
-
-    def update(self, features: np.ndarray, labels: np.ndarray) -> None:
-        features = np.asarray(features, dtype=np.float64)
-        labels = np.asarray(labels, dtype=np.int64)
-        if features.ndim != 2 or features.shape[1] != self.sums.shape[1]:
-            raise ValueError(f"features must be [B, {self.sums.shape[1]}], got {features.shape}")
-        np.add.at(self.sums, labels, features)
-        self.counts += np.bincount(labels, minlength=self.counts.shape[0])
-
-    def merge(self, other: ClassSums) -> ClassSums:
-        out = ClassSums(*self.sums.shape)
-        out.sums = self.sums + other.sums
-        out.counts = self.counts + other.counts
-        return out
 
 
 @dataclass(frozen=True)

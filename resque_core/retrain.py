@@ -313,10 +313,6 @@ class EnergyProbe:
     def kwh_per_epoch(self) -> float:
         return joules_to_kwh(self.joules_per_epoch)
 
-    @property
-    def relative_sd(self) -> float:
-        return self.joules_per_epoch_sd / self.joules_per_epoch if self.joules_per_epoch else 0.0
-
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kwh_per_epoch": self.kwh_per_epoch}
 

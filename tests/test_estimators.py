@@ -9,7 +9,6 @@ from sklearn.metrics import adjusted_rand_score
 
 from resque_core.errors import DataError
 from resque_core.estimators import (
-    ClassSums,
     class_angles,
     resque_dist,
     resque_task,
@@ -59,22 +58,6 @@ def test_dist_value_in_range_for_random_sums():
     for _ in range(20):
         v = resque_dist(rng.normal(size=(3, 4)), rng.normal(size=(3, 4))).value
         assert 0.0 <= v <= 1.0
-
-
-def test_class_sums_streaming_equals_one_shot():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(100, 7))
-    y = rng.integers(0, 4, size=100)
-    one = ClassSums(4, 7)
-    one.update(x, y)
-    parts = [ClassSums(4, 7) for _ in range(4)]
-    for part, sl in zip(parts, np.array_split(np.arange(100), 4), strict=True):
-        part.update(x[sl], y[sl])
-    merged = parts[0].merge(parts[1]).merge(parts[2]).merge(parts[3])
-    np.testing.assert_allclose(merged.sums, one.sums, rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(merged.counts, np.bincount(y, minlength=4))
-    expected = np.stack([x[y == c].sum(axis=0) for c in range(4)])
-    np.testing.assert_allclose(one.sums, expected, atol=1e-12)
 
 
 def test_task_matches_sklearn_reference_exactly():
