@@ -317,7 +317,7 @@ with st.container(border=True):
         if st.button("Load this plan", key="cand_plan_load", disabled=plan_upload is None):
             with user_errors("Could not load the plan") as box:
                 loaded = load_plan(state.save_upload(plan_upload.name, plan_upload.getvalue()))
-                state.set_plan(loaded.to_dict(), base=str(Path.cwd()))
+                state.open_plan(loaded, base=str(Path.cwd()))
             if not box.failed:
                 st.rerun()
     with col_path:
@@ -329,6 +329,9 @@ with st.container(border=True):
         if st.button("Open", key="cand_plan_open", disabled=not plan_path):
             with user_errors("Could not open the plan") as box:
                 loaded = load_plan(plan_path)
-                state.set_plan(loaded.to_dict(), base=loaded.base_dir)
+                state.open_plan(loaded, base=loaded.base_dir)
             if not box.failed:
                 st.rerun()
+    # Shown once, on the run after the plan was opened (e.g. a "trusted" field it ignored).
+    for notice in state.take_notices():
+        st.warning(f"{notice[:1].upper()}{notice[1:]}.", icon=":material/shield:")

@@ -39,7 +39,8 @@ _init("ckpt_in_channels", model.in_channels)
 _init("ckpt_image_size", "x".join(map(str, model.image_size)) if model.image_size else "")
 _init("ckpt_mean", _joined(model.mean))
 _init("ckpt_std", _joined(model.std))
-_init("ckpt_trusted", model.trusted)
+# Off for every newly opened plan (ui/state.py clears it): trust is given here, by the user.
+_init("ckpt_trusted", state.trusted())
 
 # ------------------------------------------------------------------ choose
 with st.container(border=True):
@@ -152,12 +153,13 @@ with st.container(border=True):
                 # What the file says when the field was left empty: the plan stays explicit.
                 "num_classes": new_model.num_classes or ckpt.num_classes,
                 "in_channels": new_model.in_channels,
-                "trusted": trusted,
                 "image_size": list(new_model.image_size) if new_model.image_size else None,
                 "mean": list(new_model.mean),
                 "std": list(new_model.std),
             }
             state.set_plan(doc)
+            # Trust belongs to the session and to this checkpoint, never to the plan.
+            state.set_trusted(trusted)
             st.session_state.pop("ckpt_layer", None)
         if not box.failed:
             st.success(

@@ -235,10 +235,21 @@ def _score(args: argparse.Namespace) -> int:
 DEMO_PLAN = Path(__file__).resolve().parent.parent / "assets" / "demo" / "plan.json"
 
 
-def _rank_options(p: argparse.ArgumentParser) -> None:
+def add_plan_options(p: argparse.ArgumentParser) -> None:
+    """``--plan FILE | --demo`` and ``--trust-checkpoint``, for every command that runs a plan: a
+    plan file never grants trust, so the flag is the only way to allow a pickled model."""
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--plan", help="plan file (JSON, see README)")
     which.add_argument("--demo", action="store_true", help="the shipped demo plan")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow the plan's checkpoint to be a pickled model (runs code from the file!)",
+    )
+
+
+def _rank_options(p: argparse.ArgumentParser) -> None:
+    add_plan_options(p)
     p.add_argument(
         "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
     )
@@ -311,9 +322,14 @@ def cost_settings(args: argparse.Namespace):
 
 
 def load_plan_arg(args: argparse.Namespace):
+    """The plan of ``--plan`` / ``--demo`` with the trust of ``--trust-checkpoint``; what the
+    plan file said but was ignored goes to stderr as ``warning: ...`` lines."""
     from .plans import load_plan
 
-    return load_plan(DEMO_PLAN if args.demo else args.plan)
+    plan = load_plan(DEMO_PLAN if args.demo else args.plan)
+    for text in plan.warnings:
+        print(f"warning: {text}", file=sys.stderr)
+    return plan.with_trust(args.trust_checkpoint)
 
 
 @command("rank", "score and rank every candidate of a plan", _rank_options)

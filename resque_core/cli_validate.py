@@ -1,7 +1,8 @@
 """The ``validate`` command: retrain candidates for real and compare with the predictions.
 
-    python -m resque_core validate (--plan FILE | --demo) [--candidates ID,...] [--limit N]
-        [--max-epochs N] [--time-budget S] [--cache-dir DIR] [--json] [cost-model options]
+    python -m resque_core validate (--plan FILE | --demo) [--trust-checkpoint] [--candidates ID,...]
+        [--limit N] [--max-epochs N] [--time-budget S] [--cache-dir DIR] [--json]
+        [cost-model options]
 
 Text output: one row per retrained candidate (RESQUE, predicted and measured epochs / kWh /
 CO2), the correlation table and the refitted calibrations. ``--json`` prints one object with
@@ -20,6 +21,7 @@ from .cli import (
     _emit_json,
     _progress_printer,
     add_cost_options,
+    add_plan_options,
     command,
     cost_settings,
     load_plan_arg,
@@ -31,9 +33,7 @@ __all__: list[str] = []
 
 
 def _options(p: argparse.ArgumentParser) -> None:
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--plan", help="plan file (JSON, see README)")
-    which.add_argument("--demo", action="store_true", help="the shipped demo plan")
+    add_plan_options(p)
     p.add_argument("--candidates", help="comma-separated candidate ids to retrain")
     p.add_argument(
         "--limit",

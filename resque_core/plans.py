@@ -6,8 +6,7 @@ Schema (version 1)::
       "version": 1,
       "name": "digits demo",
       "model": {"checkpoint": "model.pt", "arch": "small_cnn", "num_classes": 10,
-                "in_channels": 1, "image_size": [8, 8], "mean": [0.5], "std": [0.5],
-                "trusted": false},
+                "in_channels": 1, "image_size": [8, 8], "mean": [0.5], "std": [0.5]},
       "source": "builtin:digits",            # the data the model was trained on
       "layer": null,                         # null = each estimator's default layer
       "run": {"samples_per_class": 100, "batch_size": 128, "device": "auto", "seed": 0,
@@ -21,6 +20,19 @@ Schema (version 1)::
 
 Relative paths (checkpoint, data) are resolved against the plan file's folder when the plan is
 run; the plan keeps them as written, so load -> save -> load is the identity.
+
+A plan never grants trust to its checkpoint: whether a pickled model may run its code is the
+choice of the person running the plan (``--trust-checkpoint``, the app's "Trust this file"
+switch), applied with :meth:`Plan.with_trust`. Earlier plans carry ``"trusted": false`` in
+``model``, which is read and dropped; ``"trusted": true`` is dropped with a warning in
+:attr:`Plan.warnings`. :meth:`Plan.to_dict` never writes the field.
+
+:func:`plan_from_dict` is the one validator for plan documents: every field's type, integer
+ranges (through :class:`~resque_core.pipeline.RunConfig` and
+:class:`~resque_core.pipeline.ModelConfig`), text lengths (:data:`MAX_LABEL_CHARS`,
+:data:`MAX_NOTE_CHARS`, :data:`MAX_PATH_CHARS`) and :data:`MAX_CANDIDATES`; no field nests, so a
+nested value is a type error. :func:`load_plan` also refuses files over :data:`MAX_PLAN_BYTES`,
+non-regular files, and JSON nested too deeply for the parser.
 """
 
 from __future__ import annotations
@@ -28,16 +40,24 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ._util import regular_file
 from .errors import ConfigError
 from .pipeline import ModelConfig, RunConfig
 from .shifts import parse_shift
 
 __all__ = [
+    "MAX_CANDIDATES",
+    "MAX_LABEL_CHARS",
+    "MAX_NOTE_CHARS",
+    "MAX_PATH_CHARS",
+    "MAX_PLAN_BYTES",
     "PLAN_VERSION",
+    "TRUST_IGNORED",
     "Candidate",
     "Plan",
     "load_plan",
@@ -49,6 +69,25 @@ PLAN_VERSION = 1
 CandidateKind = Literal["shift", "shifted_data", "task"]
 KINDS: tuple[str, ...] = ("shift", "shifted_data", "task")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+MAX_LABEL_CHARS = 200
+"""Longest name, label, architecture, layer, device or shift text in a plan."""
+MAX_NOTE_CHARS = 2_000
+"""Longest candidate note."""
+MAX_PATH_CHARS = 4_096
+"""Longest checkpoint path or data spec (Linux's PATH_MAX)."""
+MAX_CANDIDATES = 1_000
+"""Most candidates in one plan."""
+MAX_PLAN_BYTES = 16 * 2**20
+"""Largest plan file :func:`load_plan` reads (a plan of MAX_CANDIDATES long candidates is ~7 MB)."""
+_MAX_NESTING = 3  # plan -> candidates -> candidate, plan -> model -> image_size
+
+TRUST_IGNORED = (
+    "plan field 'model.trusted' is ignored: a plan cannot grant trust to its checkpoint; give it "
+    "at run time with --trust-checkpoint (CLI) or the 'Trust this file' switch on the Checkpoint "
+    "page (app)"
+)
+"""The warning for a plan that says ``"trusted": true`` (see :attr:`Plan.warnings`)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +113,9 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Plan:
+    """A validated plan. ``warnings``: what was read but ignored (one sentence each), for the
+    caller to show; not part of the plan (never compared, never written)."""
+
     name: str
     model: ModelConfig
     source: str
@@ -81,6 +123,7 @@ class Plan:
     run: RunConfig = field(default_factory=RunConfig)
     layer: str | None = None
     base_dir: str = field(default=".", compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def resolve(self, spec: str) -> str:
         """A data spec or file path with relative paths taken against the plan's folder."""
@@ -96,6 +139,11 @@ class Plan:
     def resolved_model(self) -> ModelConfig:
         return replace(self.model, checkpoint=self.resolve(self.model.checkpoint))
 
+    def with_trust(self, trusted: bool) -> Plan:
+        """This plan with the checkpoint trust given by the person running it (a CLI flag, the
+        app's switch): True lets a pickled whole model load, which runs code from the file."""
+        return replace(self, model=replace(self.model, trusted=bool(trusted)))
+
     def candidate(self, cid: str) -> Candidate:
         for c in self.candidates:
             if c.id == cid:
@@ -105,7 +153,10 @@ class Plan:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan document (schema version 1), without trust: a saved plan, the plan of a
+        stored run and the app's session copy never carry it."""
         model = asdict(self.model)
+        del model["trusted"]
         model["image_size"] = list(self.model.image_size) if self.model.image_size else None
         model["mean"], model["std"] = list(self.model.mean), list(self.model.std)
         return {
@@ -121,9 +172,29 @@ class Plan:
         }
 
 
+def _clip(text: str) -> str:
+    """``text`` cut to 40 characters for a message."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _shown(value: Any) -> str:
+    """A short JSON rendering of a bad value for a message (never recursive)."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, str):
+        return json.dumps(_clip(value))
+    if value is None or isinstance(value, bool | int | float | str):
+        return json.dumps(value)
+    return type(value).__name__
+
+
 def _expect(obj: Any, typ: type | tuple[type, ...], where: str, what: str) -> Any:
     if not isinstance(obj, typ) or (isinstance(obj, bool) and bool not in _as_tuple(typ)):
-        raise ConfigError(f"plan field {where!r} must be {what}, got {json.dumps(obj)}")
+        raise ConfigError(f"plan field {where!r} must be {what}, got {_shown(obj)}")
     return obj
 
 
@@ -131,49 +202,78 @@ def _as_tuple(typ: type | tuple[type, ...]) -> tuple[type, ...]:
     return typ if isinstance(typ, tuple) else (typ,)
 
 
+def _text(obj: Any, where: str, what: str, limit: int) -> str:
+    """``obj`` as a string of at most ``limit`` characters, else ConfigError naming ``where``."""
+    _expect(obj, str, where, what)
+    if len(obj) > limit:
+        raise ConfigError(
+            f"plan field {where!r} is {len(obj):,} characters long; the limit is {limit:,}"
+        )
+    return obj
+
+
 def _unknown_keys(d: dict, allowed: set[str], where: str) -> None:
-    extra = sorted(set(d) - allowed)
+    extra = sorted(str(k) for k in d if k not in allowed)
     if extra:
-        name = f"{where}.{extra[0]}" if where else extra[0]
+        name = f"{where}.{_clip(extra[0])}" if where else _clip(extra[0])
         raise ConfigError(f"unknown plan field {name!r}; allowed: {', '.join(sorted(allowed))}")
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _floats(value: Any, where: str) -> tuple[float, ...]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (float(value),)
-    _expect(value, list, where, "a number or a list of numbers")
-    if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise ConfigError(f"plan field {where!r} must be a number or a list of numbers")
-    return tuple(float(v) for v in value)
+    """A number or a non-empty list of numbers, as floats (ModelConfig checks their range)."""
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(_number(v) for v in values):
+        raise ConfigError(
+            f"plan field {where!r} must be a number or a list of numbers, got {_shown(value)}"
+        )
+    # An integer beyond float's range stands for infinity, which ModelConfig refuses by name.
+    return tuple(
+        float(v) if not isinstance(v, int) or v.bit_length() < 1024 else float("inf")
+        for v in values
+    )
 
 
-def _model(d: Any) -> ModelConfig:
+def _model(d: Any) -> tuple[ModelConfig, tuple[str, ...]]:
+    """The model section and the warnings it raised."""
     _expect(d, dict, "model", "an object")
     allowed = {f.name for f in fields(ModelConfig)}
     _unknown_keys(d, allowed, "model")
     if "checkpoint" not in d:
         raise ConfigError("plan field 'model.checkpoint' is required (a checkpoint file path)")
-    kw: dict[str, Any] = {"checkpoint": _expect(d["checkpoint"], str, "model.checkpoint", "a path")}
+    kw: dict[str, Any] = {
+        "checkpoint": _text(d["checkpoint"], "model.checkpoint", "a path", MAX_PATH_CHARS)
+    }
     if d.get("arch") is not None:
-        kw["arch"] = _expect(d["arch"], str, "model.arch", "an architecture name")
+        kw["arch"] = _text(d["arch"], "model.arch", "an architecture name", MAX_LABEL_CHARS)
     for key in ("num_classes", "in_channels"):
         if d.get(key) is not None:
             kw[key] = _expect(d[key], int, f"model.{key}", "an integer")
-    if "trusted" in d:
-        kw["trusted"] = _expect(d["trusted"], bool, "model.trusted", "true or false")
+    warnings: tuple[str, ...] = ()
+    # Schema v1 wrote "trusted"; trust is the runner's choice, so the field is read and dropped.
+    if "trusted" in d and _expect(d["trusted"], bool, "model.trusted", "true or false"):
+        warnings = (TRUST_IGNORED,)
     if d.get("image_size") is not None:
         size = d["image_size"]
         if isinstance(size, int) and not isinstance(size, bool):
             size = [size, size]
         if not (
-            isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)
+            isinstance(size, list)
+            and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
         ):
-            raise ConfigError("plan field 'model.image_size' must be an integer or [height, width]")
+            raise ConfigError(
+                "plan field 'model.image_size' must be an integer or [height, width], "
+                f"got {_shown(d['image_size'])}"
+            )
         kw["image_size"] = (size[0], size[1])
     for key in ("mean", "std"):
         if key in d:
             kw[key] = _floats(d[key], f"model.{key}")
-    return ModelConfig(**kw)
+    return ModelConfig(**kw), warnings
 
 
 def _run(d: Any) -> RunConfig:
@@ -197,6 +297,8 @@ def _run(d: Any) -> RunConfig:
         )
         for k, v in d.items()
     }
+    if "device" in kw:
+        _text(kw["device"], "run.device", "str", MAX_LABEL_CHARS)
     return RunConfig(**kw)
 
 
@@ -207,75 +309,93 @@ def _candidate(d: Any, i: int, seen: set[str]) -> Candidate:
     cid = _expect(d.get("id"), str, f"{where}.id", "a string")
     if not _ID.match(cid):
         raise ConfigError(
-            f"plan field '{where}.id' is {cid!r}: use letters, digits, '.', '_' or '-' (max 64)"
+            f"plan field '{where}.id' is {_clip(cid)!r}: use letters, digits, '.', '_' or '-' "
+            "(max 64)"
         )
     if cid in seen:
         raise ConfigError(f"plan field '{where}.id': duplicate candidate id {cid!r}")
     seen.add(cid)
     kind = d.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(
-            f"plan field '{where}.kind' is {json.dumps(kind)}; allowed: {', '.join(KINDS)}"
+            f"plan field '{where}.kind' is {_shown(kind)}; allowed: {', '.join(KINDS)}"
         )
     shift = d.get("shift")
     data = d.get("data")
     if kind == "shift":
-        parse_shift(_expect(shift, str, f"{where}.shift", "NAME:SEVERITY"))
+        parse_shift(_text(shift, f"{where}.shift", "NAME:SEVERITY", MAX_LABEL_CHARS))
         if data is not None:
             raise ConfigError(f"plan field '{where}.data' is not used by a 'shift' candidate")
     else:
-        _expect(data, str, f"{where}.data", "a data spec (path, builtin:NAME, torchvision:...)")
+        what = "a data spec (path, builtin:NAME, torchvision:...)"
+        _text(data, f"{where}.data", what, MAX_PATH_CHARS)
         if shift is not None:
             raise ConfigError(f"plan field '{where}.shift' is only for 'shift' candidates")
-    label = _expect(d.get("label", ""), str, f"{where}.label", "a string")
-    note = _expect(d.get("note", ""), str, f"{where}.note", "a string")
+    label = _text(d.get("label", ""), f"{where}.label", "a string", MAX_LABEL_CHARS)
+    note = _text(d.get("note", ""), f"{where}.note", "a string", MAX_NOTE_CHARS)
     return Candidate(id=cid, kind=kind, shift=shift, data=data, label=label, note=note)
 
 
 def plan_from_dict(d: Any, *, base_dir: str | os.PathLike = ".") -> Plan:
-    """Validate a plan document; ConfigError names the first bad field and what it allows."""
+    """Validate a plan document; ConfigError (or ShiftError for a shift) names the first bad
+    field and what it allows. The plan's checkpoint is untrusted (see :meth:`Plan.with_trust`)."""
     _expect(d, dict, "plan", "a JSON object")
     _unknown_keys(d, {"version", "name", "model", "source", "layer", "run", "candidates"}, "")
     version = d.get("version")
-    if version != PLAN_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version != PLAN_VERSION:
         raise ConfigError(
-            f"plan field 'version' is {json.dumps(version)}; "
-            f"this engine reads version {PLAN_VERSION}"
+            f"plan field 'version' is {_shown(version)}; this engine reads version {PLAN_VERSION}"
         )
     if "source" not in d:
         raise ConfigError("plan field 'source' is required (the source data spec)")
     cands = _expect(d.get("candidates"), list, "candidates", "a list of candidates")
+    if len(cands) > MAX_CANDIDATES:
+        raise ConfigError(
+            f"plan field 'candidates' has {len(cands):,} candidates; the limit is "
+            f"{MAX_CANDIDATES:,}: split the comparison into several plans"
+        )
     seen: set[str] = set()
     layer = d.get("layer")
     if layer is not None:
-        _expect(layer, str, "layer", "a layer name or null")
+        _text(layer, "layer", "a layer name or null", MAX_LABEL_CHARS)
+    model, warnings = _model(d.get("model"))
     return Plan(
-        name=_expect(d.get("name", "untitled"), str, "name", "a string"),
-        model=_model(d.get("model")),
-        source=_expect(d["source"], str, "source", "a data spec"),
+        name=_text(d.get("name", "untitled"), "name", "a string", MAX_LABEL_CHARS),
+        model=model,
+        source=_text(d["source"], "source", "a data spec", MAX_PATH_CHARS),
         candidates=tuple(_candidate(c, i, seen) for i, c in enumerate(cands)),
         run=_run(d.get("run", {})),
         layer=layer,
         base_dir=str(base_dir),
+        warnings=warnings,
     )
 
 
 def load_plan(path: str | os.PathLike) -> Plan:
-    """Read and validate a plan file (JSON)."""
-    p = Path(path)
+    """Read and validate a plan file (JSON, at most :data:`MAX_PLAN_BYTES`); a FIFO or device
+    is refused without being read."""
+    p = regular_file(path, what="plan", error=ConfigError, max_bytes=MAX_PLAN_BYTES)
     try:
         text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"plan not found: {p}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read plan {p}: {e}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"plan {p} is not valid JSON: {e.msg} at line {e.lineno}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"plan {p} is nested too deeply to be a plan "
+            f"(a plan nests at most {_MAX_NESTING} levels)"
+        ) from None
+    except ValueError:  # Python refuses to read integers of more digits than this
+        raise ConfigError(
+            f"plan {p} holds an integer of more than {sys.get_int_max_str_digits():,} digits; "
+            "no plan field takes one"
+        ) from None
     return plan_from_dict(doc, base_dir=p.resolve().parent)
 
 
 def save_plan(plan: Plan, path: str | os.PathLike) -> None:
-    """Write ``plan`` as indented JSON (relative paths stay as written)."""
+    """Write ``plan`` as indented JSON (relative paths stay as written; no trust)."""
     Path(path).write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")

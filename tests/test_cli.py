@@ -3,6 +3,7 @@
 import json
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,4 +200,95 @@ def test_argparse_errors_are_one_line_too(capsys):
     assert exit_info.value.code == 2
     assert err.startswith(
         "error: one of the arguments --shift --shifted-data --task-data is required"
+    )
+
+
+# ------------------------------------------------------------------ trust, seeds and plan files
+TRUST_WARNING = (
+    "warning: plan field 'model.trusted' is ignored: a plan cannot grant trust to its "
+    "checkpoint; give it at run time with --trust-checkpoint (CLI) or the 'Trust this file' "
+    "switch on the Checkpoint page (app)\n"
+)
+
+
+@pytest.fixture
+def trusted_plan(tmp_path, monkeypatch):
+    """(plan path, checkpoint, class name, marker): a plan saying "trusted": true whose checkpoint
+    is a pickled model that creates the marker when unpickled."""
+    from fixtures.pickled import marker_checkpoint
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    marker = tmp_path / "pickle-code-ran"
+    checkpoint, cls = marker_checkpoint(tmp_path, marker)
+    plan = {
+        "version": 1,
+        "name": "hostile",
+        "model": {
+            "checkpoint": "pickled.pt",
+            "in_channels": 1,
+            "image_size": [8, 8],
+            "trusted": True,
+        },
+        "source": "builtin:digits",
+        "run": {"samples_per_class": 5, "seed": 0},
+        "candidates": [{"id": "noise-1", "kind": "shift", "shift": "gaussian_noise:1"}],
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    return tmp_path / "plan.json", checkpoint, cls, marker
+
+
+def test_rank_ignores_a_plans_trust_and_runs_no_code_from_the_pickle(capsys, trusted_plan):
+    plan, checkpoint, cls, marker = trusted_plan
+    code, out, err = run(capsys, "rank", "--plan", str(plan), "--json")
+    assert err == TRUST_WARNING
+    (row,) = json.loads(out)["candidates"]
+    assert (code, row["status"]) == (0, "failed")
+    assert row["error"] == (
+        f"checkpoint {checkpoint} contains pickled Python objects (e.g. {cls}); loading it could "
+        "run code, so it was refused; if you trust its origin, retry with --trust-checkpoint "
+        "(CLI) or the 'Trust this file' switch (app); or save model.state_dict() and pass --arch"
+    )
+    assert not marker.exists()
+    # The stored run carries no trust either.
+    (stored,) = (Path(os.environ["RESQUE_CACHE_DIR"]) / "runs").glob("*.json")
+    assert "trusted" not in json.loads(stored.read_text())["plan"]["model"]
+
+
+def test_rank_trust_checkpoint_is_the_run_time_trust(capsys, trusted_plan):
+    plan, _, _, marker = trusted_plan
+    code, out, err = run(capsys, "rank", "--plan", str(plan), "--trust-checkpoint", "--json")
+    assert err == TRUST_WARNING  # the field is still ignored: the flag gave the trust
+    (row,) = json.loads(out)["candidates"]
+    assert (code, row["status"]) == (0, "ok")
+    assert marker.exists()
+
+
+def test_every_command_that_runs_a_plan_takes_trust_checkpoint():
+    from resque_core.cli import build_parser
+
+    parser = build_parser()
+    for command in ("rank", "validate"):
+        assert parser.parse_args([command, "--demo", "--trust-checkpoint"]).trust_checkpoint
+        assert not parser.parse_args([command, "--plan", "p.json"]).trust_checkpoint
+
+
+@pytest.mark.parametrize(
+    ("seed", "got"),
+    [("-1", "-1"), (str(2**63), "9223372036854775808"), ("4294967296", "4294967296")],
+)
+def test_score_seed_out_of_range_is_one_line(capsys, model_args, seed, got):
+    code, out, err = run(
+        capsys, "score", *model_args, *SHIFT, "--seed", seed, "--no-cache", "--json"
+    )
+    assert (code, out) == (2, "")
+    assert err == f"error: seed must be an integer from 0 to 4,294,967,295, got {got}\n"
+
+
+def test_rank_a_deeply_nested_plan_is_one_line(capsys, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 50_000 + "]" * 50_000)
+    code, out, err = run(capsys, "rank", "--plan", str(path))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: plan {path} is nested too deeply to be a plan (a plan nests at most 3 levels)\n"
     )

@@ -5,6 +5,12 @@ files. The plan is kept as the plain dict of :meth:`resque_core.plans.Plan.to_di
 its relative paths are resolved against; every change is validated with
 :func:`resque_core.plans.plan_from_dict` before it is stored, so the stored plan is always valid.
 A session opens on the shipped demo plan.
+
+Trust in the checkpoint (a pickled model runs code when loaded) is never part of the plan: it is
+the session's own flag, set only by the Checkpoint page's switch together with the checkpoint
+it applies to, applied by :func:`current_plan`, and reset to off whenever another plan is opened
+(a plan file, the demo, a new comparison). What an opened plan file said but was ignored is kept
+for the page to show once (:func:`take_notices`).
 """
 
 from __future__ import annotations
@@ -32,8 +38,12 @@ __all__ = [
     "plan_doc",
     "plan_key",
     "save_upload",
+    "open_plan",
     "set_plan",
+    "set_trusted",
     "startup_error",
+    "take_notices",
+    "trusted",
     "upload_dir",
 ]
 
@@ -42,6 +52,10 @@ _BASE = "plan_base_dir"
 _DEMO = "plan_is_demo"
 _ERROR = "plan_startup_error"
 _UPLOADS = "upload_dir"
+_TRUSTED = "plan_trusted"
+_NOTICES = "plan_notices"
+# The Checkpoint page's switch: cleared with the trust so that it shows "off" for a new plan.
+_TRUST_SWITCH = "ckpt_trusted"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -92,8 +106,19 @@ def base_dir() -> str:
 
 
 def current_plan() -> Plan:
-    """The current plan, validated."""
-    return plan_from_dict(plan_doc(), base_dir=base_dir())
+    """The current plan, validated, with this session's checkpoint trust."""
+    return plan_from_dict(plan_doc(), base_dir=base_dir()).with_trust(trusted())
+
+
+def trusted() -> bool:
+    """Whether this session trusts the current plan's checkpoint (off unless the Checkpoint
+    page's switch was on when that checkpoint was applied)."""
+    return bool(st.session_state.get(_TRUSTED, False))
+
+
+def set_trusted(value: bool) -> None:
+    """Record the Checkpoint page's trust switch for the checkpoint it just applied."""
+    st.session_state[_TRUSTED] = bool(value)
 
 
 def set_plan(doc: dict[str, Any], *, base: str | None = None) -> Plan:
@@ -105,19 +130,41 @@ def set_plan(doc: dict[str, Any], *, base: str | None = None) -> Plan:
     return plan
 
 
+def _untrust() -> None:
+    st.session_state[_TRUSTED] = False
+    st.session_state.pop(_TRUST_SWITCH, None)
+
+
+def open_plan(plan: Plan, *, base: str) -> Plan:
+    """Make a plan read from a file the current plan (paths resolved against ``base``), with
+    trust off; its :attr:`~resque_core.plans.Plan.warnings` wait for :func:`take_notices`."""
+    opened = set_plan(plan.to_dict(), base=base)
+    _untrust()
+    st.session_state[_NOTICES] = list(plan.warnings)
+    return opened
+
+
+def take_notices() -> list[str]:
+    """What the last opened plan file said but was ignored, once (empty afterwards)."""
+    return st.session_state.pop(_NOTICES, [])
+
+
 def load_demo() -> Plan:
-    """Make the shipped demo plan the current plan."""
+    """Make the shipped demo plan the current plan (trust off)."""
     plan = load_plan(DEMO_PLAN)
     st.session_state[_PLAN] = plan.to_dict()
     st.session_state[_BASE] = plan.base_dir
     st.session_state[_DEMO] = True
     st.session_state.pop(_ERROR, None)
+    _untrust()
     return plan
 
 
 def new_comparison() -> Plan:
-    """Replace the current plan by an empty one that keeps the run settings."""
-    return set_plan(_blank(plan_doc().get("run")), base=str(Path.cwd()))
+    """Replace the current plan by an empty one that keeps the run settings (trust off)."""
+    plan = set_plan(_blank(plan_doc().get("run")), base=str(Path.cwd()))
+    _untrust()
+    return plan
 
 
 def is_demo() -> bool:
@@ -127,9 +174,14 @@ def is_demo() -> bool:
 
 
 def plan_key(doc: dict[str, Any] | None = None, base: str | None = None) -> str:
-    """Short content id of a plan (default: the current one) and its base folder."""
+    """Short content id of a plan (default: the current one), its base folder and the session's
+    trust (a ranking that failed on an untrusted pickle is not the one to show once trusted)."""
     text = json.dumps(
-        {"plan": doc if doc is not None else plan_doc(), "base": base or base_dir()},
+        {
+            "plan": doc if doc is not None else plan_doc(),
+            "base": base or base_dir(),
+            "trusted": trusted(),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
