@@ -788,8 +788,9 @@ def candidate_data(
     images the scorer corrupts and scores: the shifted role of the source data
     (:func:`~resque_core.data.synthetic_shift_roles`, the run's seed), through
     :func:`~resque_core.shifts.shifted_chunks` with the run's seed. ``config.max_samples_per_class``
-    then picks rows of that set without redrawing their noise. Images stay on the CPU; the scorer
-    supplies data loading, preprocessing and the checkpoint's input channels."""
+    then picks rows of that set without redrawing their noise. Images are shifted on the scorer's
+    device and returned on the CPU; the scorer supplies data loading, preprocessing, the device
+    and the checkpoint's input channels."""
     from . import data as data_mod
     from .pipeline import Scorer
     from .shifts import parse_shift, shifted_chunks
@@ -818,17 +819,17 @@ def candidate_data(
         keep = rows[
             data_mod.subsample_per_class(labels, config.max_samples_per_class, seed=config.seed)
         ]
-    # Noise depends on a row's position in the sequence shifted: a shift runs along the whole
-    # role, as scored, and the cap drops rows afterwards; unshifted data converts only kept rows.
-    cpu = torch.device("cpu")
+    # Noise depends on a row's position in the sequence shifted and on the generator's device:
+    # a shift runs along the whole role on the scorer's device, as scored, and the cap drops
+    # rows afterwards; unshifted data converts only the kept rows.
     chunks = shifted_chunks(
         images.images,
         rows if shift is not None else keep,
         shift,
-        to_unit=lambda u: pre.to_unit(u, device=cpu),
+        to_unit=lambda u: pre.to_unit(u, device=scorer.device),
         seed=scorer.run.seed,
     )
-    kept = [x[torch.from_numpy(np.isin(sel.numpy(), keep))] for sel, x in chunks]
+    kept = [x[torch.from_numpy(np.isin(sel.numpy(), keep)).to(x.device)].cpu() for sel, x in chunks]
     unit = torch.cat(kept) if kept else torch.empty(0)
     y = images.labels[torch.from_numpy(keep)].long()
     frac = config.held_out_fraction
