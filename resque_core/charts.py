@@ -27,6 +27,7 @@ from plotly.subplots import make_subplots
 
 from .documents import scored
 from .errors import ConfigError
+from .kinds import ESTIMATOR_KINDS, EstimatorKind
 
 __all__ = [
     "KIND_TITLES",
@@ -41,8 +42,8 @@ __all__ = [
 ]
 
 Result = Mapping[str, Any]
-Kind = Literal["dist", "task"]
-KINDS: tuple[str, ...] = ("dist", "task")
+Kind = EstimatorKind
+KINDS = ESTIMATOR_KINDS
 Measure = Literal["epochs", "energy_kwh", "co2_kg"]
 MEASURE_TITLES: dict[str, str] = {
     "epochs": "epochs",

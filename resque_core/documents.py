@@ -33,6 +33,7 @@ from typing import (
 )
 
 from .errors import ConfigError
+from .kinds import EstimatorKind as Kind
 
 __all__ = [
     "MAX_DEPTH",
@@ -62,8 +63,6 @@ __all__ = [
 
 MAX_DEPTH = 20
 """Deepest nesting of objects and lists a run document may have (the engine writes 6)."""
-
-Kind = Literal["dist", "task"]
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from . import documents as docs
 from ._util import regular_file
 from .documents import RunDoc, check_run
 from .errors import ConfigError
+from .kinds import ESTIMATOR_INDEX, ESTIMATOR_WORDS
 from .runs import RunStore
 
 __all__ = [
@@ -188,10 +189,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-_KIND_WORDS = {"dist": "distribution shift", "task": "new task"}
-_KIND_INDEX = {"dist": "RESQUE_dist", "task": "RESQUE_task"}
-
-
 # ----------------------------------------------------------------------------- blocks
 class _Bold(str):
     """A span of a paragraph shown in bold."""
@@ -271,8 +268,8 @@ def _lead_spans(doc: Mapping[str, Any]) -> tuple[str, ...]:
         spans += [
             " and " if i else "",
             _Bold(best["label"]),
-            f" ({best['id']}) among {_plural(len(group), _KIND_WORDS[kind])} "
-            f"({_KIND_INDEX[kind]} {best['resque']:.4f}{cost})",
+            f" ({best['id']}) among {_plural(len(group), ESTIMATOR_WORDS[kind])} "
+            f"({ESTIMATOR_INDEX[kind]} {best['resque']:.4f}{cost})",
         ]
     spans.append(
         "; the two indices are on different scales, so each kind is ranked on its own."
@@ -322,15 +319,16 @@ def _calibration_notes(doc: Mapping[str, Any], kinds: Sequence[str]) -> list[str
     notes = []
     if priors:
         notes.append(
-            f"epochs for {' and '.join(_KIND_INDEX[k] for k in priors)} come from the documented "
-            "prior, not from retraining this model (validate a few candidates to calibrate)"
+            f"epochs for {' and '.join(ESTIMATOR_INDEX[k] for k in priors)} come from the "
+            "documented prior, not from retraining this model (validate a few candidates to "
+            "calibrate)"
         )
     for k in kinds:
         if k not in priors:
             cal = cals[k]
             loo = f", leave-one-out error {cal['loo_mae']:.2f} epochs" if cal.get("loo_mae") else ""
             notes.append(
-                f"epochs for {_KIND_INDEX[k]} come from a calibration on {cal['n']} local "
+                f"epochs for {ESTIMATOR_INDEX[k]} come from a calibration on {cal['n']} local "
                 f"retrains{loo}"
             )
     return notes
@@ -356,10 +354,12 @@ def _confidence(doc: Mapping[str, Any]) -> str:
         for kind, table in doc.get("correlation", {}).items():
             c = table.get("epochs", {})
             if c.get("spearman") is None:
-                parts.append(f"{_KIND_INDEX[kind]} vs epochs: {c.get('note', 'no correlation')}")
+                parts.append(
+                    f"{ESTIMATOR_INDEX[kind]} vs epochs: {c.get('note', 'no correlation')}"
+                )
             else:
                 parts.append(
-                    f"{_KIND_INDEX[kind]} vs epochs: Spearman {c['spearman']:+.2f}, "
+                    f"{ESTIMATOR_INDEX[kind]} vs epochs: Spearman {c['spearman']:+.2f}, "
                     f"Pearson {_g(c['pearson'], '+.2f')} (n={c['n']})"
                 )
         return ("How sure: " + "; ".join(parts) + ".") if parts else ""
@@ -388,7 +388,7 @@ def _confidence(doc: Mapping[str, Any]) -> str:
             share = f" ({gap / spread:.0%} of the kind's spread)" if spread > 0 else ""
             parts.append(
                 f"{best['label']} leads the runner-up {runner['label']} by "
-                f"{gap:.4f} {_KIND_INDEX[best['kind']]}{share}; RESQUE has no interval, so "
+                f"{gap:.4f} {ESTIMATOR_INDEX[best['kind']]}{share}; RESQUE has no interval, so "
                 "rank with the cost model to see whether the gap matters"
             )
     parts += _calibration_notes(doc, sorted({c["kind"] for c in docs.with_prediction(scored)}))
@@ -414,7 +414,7 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
         columns += ["epochs [interval]", "kWh [interval]", "kg CO2e [interval]", "budget"]
     rows = []
     for c in scored:
-        row = [c.get("rank"), _KIND_WORDS[c["kind"]], c["label"], c["id"], f"{c['resque']:.4f}"]
+        row = [c.get("rank"), ESTIMATOR_WORDS[c["kind"]], c["label"], c["id"], f"{c['resque']:.4f}"]
         if with_cost:
             p = c.get("predicted")
             row += [
@@ -469,7 +469,7 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
         if any(c["kind"] == kind and c["score"]["per_class"] for c in scored):
             blocks.append(
                 _Chart(
-                    f"Per class: {_KIND_WORDS[kind]}s",
+                    f"Per class: {ESTIMATOR_WORDS[kind]}s",
                     lambda kind=kind: charts.class_heatmap(candidates, kind=kind),
                     _HEATMAP_CAPTIONS[kind],
                 )
@@ -485,7 +485,7 @@ def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
         (
             r["label"],
             r["candidate_id"],
-            _KIND_WORDS[r["kind"]],
+            ESTIMATOR_WORDS[r["kind"]],
             _g(r.get("resque"), ".4f"),
             r.get("epochs"),
             _with_interval(r.get("predicted"), "epochs", ".1f"),
@@ -546,7 +546,7 @@ def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
         )
     corr_rows = [
         (
-            _KIND_INDEX[kind],
+            ESTIMATOR_INDEX[kind],
             charts.MEASURE_TITLES.get(measure, measure),
             c.get("n"),
             _g(c.get("pearson"), "+.2f"),
@@ -565,7 +565,7 @@ def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
         ]
     cal_rows = [
         (
-            _KIND_INDEX[kind],
+            ESTIMATOR_INDEX[kind],
             c["basis"],
             f"{c['intercept']:.2f} + {c['slope']:.2f} x RESQUE",
             c["n"],
@@ -697,7 +697,7 @@ def _energy_section(doc: Mapping[str, Any]) -> list[_Block]:
             _p(
                 "Epochs: "
                 + "; ".join(
-                    f"{_KIND_INDEX.get(k, k)} from "
+                    f"{ESTIMATOR_INDEX.get(k, k)} from "
                     + ("the documented prior" if b == "prior" else "a local calibration")
                     for k, b in basis.items()
                 )
