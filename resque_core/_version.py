@@ -1,3 +1,3 @@
 """Engine version: part of every cache key, bump it whenever computed values may change."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -197,11 +197,6 @@ class ImageSet:
         index = index.to(torch.int64)
         return ImageSet(self.images[index], self.labels[index], self.classes, self.source)
 
-    def class_counts(self) -> dict[int, int]:
-        """Samples per class index, every class included (0 for a class without samples)."""
-        counts = torch.bincount(self.labels, minlength=self.num_classes)
-        return {c: int(n) for c, n in enumerate(counts.tolist())}
-
     def fingerprint(self) -> str:
         """Hex SHA-256 of the decoded content (image dtype, shape and bytes, labels, class
         names); computed once."""
