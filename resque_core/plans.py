@@ -328,7 +328,8 @@ def _candidate(d: Any, i: int, seen: set[str]) -> Candidate:
             raise ConfigError(f"plan field '{where}.data' is not used by a 'shift' candidate")
     else:
         what = "a data spec (path, builtin:NAME, torchvision:...)"
-        _text(data, f"{where}.data", what, MAX_PATH_CHARS)
+        if not _text(data, f"{where}.data", what, MAX_PATH_CHARS):
+            raise ConfigError(f"plan field '{where}.data' is empty; give {what}")
         if shift is not None:
             raise ConfigError(f"plan field '{where}.shift' is only for 'shift' candidates")
     label = _text(d.get("label", ""), f"{where}.label", "a string", MAX_LABEL_CHARS)

@@ -296,6 +296,11 @@ RANGE = "must be an integer from"
             "plan field 'candidates[0].note' is 2,001 characters long; the limit is 2,000",
         ),
         (
+            {"candidates": _cand(data="")},
+            "plan field 'candidates[0].data' is empty; give a data spec (path, builtin:NAME, "
+            "torchvision:...)",
+        ),
+        (
             {"candidates": _cand(data="d" * 4097)},
             "plan field 'candidates[0].data' is 4,097 characters long; the limit is 4,096",
         ),

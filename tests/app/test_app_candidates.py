@@ -2,7 +2,7 @@
 
 import json
 
-from apptools import no_problems, open_app, table, tiny_plan
+from apptools import finish_jobs, no_problems, open_app, table, tiny_plan
 
 
 def _candidates_page(plan):
@@ -142,3 +142,61 @@ def test_rename_the_comparison(digits_checkpoint, digits_npz):
     at.text_input(key="cand_plan_name").set_value("Scanner upgrade").run()
     no_problems(at)
     assert at.session_state["plan"]["name"] == "Scanner upgrade"
+
+
+def test_a_plan_that_says_trusted_loads_untrusted_and_its_pickle_runs_no_code(
+    digits_checkpoint, digits_npz, tmp_path, monkeypatch
+):
+    from fixtures.pickled import marker_checkpoint
+
+    from ui.views import md_text
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    marker = tmp_path / "pickle-code-ran"
+    checkpoint, cls = marker_checkpoint(tmp_path, marker)
+    # The session trusts its current checkpoint (switch on, applied) before the plan is loaded.
+    at = open_app(tiny_plan(digits_checkpoint, digits_npz)).run()
+    at.switch_page("pages/checkpoint.py").run()
+    at.toggle(key="ckpt_trusted").set_value(True).run()
+    at.button(key="ckpt_apply").click().run()
+    no_problems(at)
+    assert at.session_state["plan_trusted"] is True
+
+    hostile = tiny_plan(str(checkpoint), digits_npz, candidates=[])
+    hostile["model"] = {**hostile["model"], "arch": None, "trusted": True}
+    hostile["candidates"] = [{"id": "noise-1", "kind": "shift", "shift": "gaussian_noise:1"}]
+    at.switch_page("pages/candidates.py").run()
+    at.file_uploader(key="cand_plan_upload").upload("hostile.json", json.dumps(hostile).encode())
+    at.run()
+    at.button(key="cand_plan_load").click().run()
+    no_problems(at)
+    assert [w.value for w in at.warning] == [
+        "Plan field 'model.trusted' is ignored: a plan cannot grant trust to its checkpoint; "
+        "give it at run time with --trust-checkpoint (CLI) or the 'Trust this file' switch on "
+        "the Checkpoint page (app)."
+    ]
+    assert at.session_state["plan"]["name"] == "tiny"
+    assert at.session_state["plan"]["model"]["checkpoint"] == str(checkpoint)
+    assert "trusted" not in at.session_state["plan"]["model"]
+    assert at.session_state["plan_trusted"] is False
+
+    at.switch_page("pages/ranking.py").run()
+    finish_jobs(at)
+    refused = (
+        f"checkpoint {checkpoint} contains pickled Python objects (e.g. {cls}); loading it could "
+        "run code, so it was refused; if you trust its origin, retry with --trust-checkpoint "
+        "(CLI) or the 'Trust this file' switch (app); or save model.state_dict() and pass --arch"
+    )
+    assert [e.value for e in at.error] == [
+        f"No candidate could be scored. First reason: {md_text(refused)}"
+    ]
+    assert not marker.exists()
+
+    # The switch shows off for the opened plan; only turning it on (and applying) loads it.
+    at.switch_page("pages/checkpoint.py").run()
+    assert at.toggle(key="ckpt_trusted").value is False
+    assert not marker.exists()
+    at.toggle(key="ckpt_trusted").set_value(True).run()
+    at.button(key="ckpt_apply").click().run()
+    no_problems(at)
+    assert marker.exists()
