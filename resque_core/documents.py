@@ -14,24 +14,10 @@ The small readers (:func:`scored`, :func:`failed`, :func:`measured`, :func:`ener
 are the only places that filter results by their fields.
 """
 
-import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cache
-from types import NoneType, UnionType
-from typing import (
-    Annotated,
-    Any,
-    Literal,
-    NotRequired,
-    TypedDict,
-    Union,
-    get_args,
-    get_origin,
-    get_type_hints,
-    is_typeddict,
-)
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
+from ._typed_json import Checker, Misfit, Rule, child, shown, too_deep
 from .errors import ConfigError
 from .kinds import EstimatorKind as Kind
 
@@ -65,16 +51,8 @@ MAX_DEPTH = 20
 """Deepest nesting of objects and lists a run document may have (the engine writes 6)."""
 
 
-@dataclass(frozen=True)
-class _Rule:
-    """A constraint on a value that already has the right type (``Annotated`` metadata)."""
-
-    what: str
-    ok: Callable[[Any], bool]
-
-
-Interval = Annotated[list[float], _Rule("a list of two numbers [low, high]", lambda v: len(v) == 2)]
-Level = Annotated[float, _Rule("a number between 0 and 1", lambda v: 0 < v < 1)]
+Interval = Annotated[list[float], Rule("a list of two numbers [low, high]", lambda v: len(v) == 2)]
+Level = Annotated[float, Rule("a number between 0 and 1", lambda v: 0 < v < 1)]
 
 
 # ----------------------------------------------------------------------------- the schema
@@ -307,7 +285,7 @@ RUN_TYPES: dict[str, type] = {"ranking": RankingDoc, "validation": ValidationDoc
 """Run type -> its schema."""
 
 # What an object of each schema is, in messages.
-_WHAT: dict[type, str] = {
+_NAMES: dict[type, str] = {
     IntensityDoc: "a carbon intensity",
     CalibrationDoc: "a calibration",
     PredictionDoc: "a cost prediction",
@@ -326,162 +304,17 @@ _WHAT: dict[type, str] = {
 
 
 # ----------------------------------------------------------------------------- checking
-class _Bad(Exception):
-    """A field that does not fit its declaration: where, what it may be, what it is."""
-
-    def __init__(
-        self,
-        path: str,
-        allowed: str,
-        value: Any = None,
-        *,
-        missing: bool = False,
-        got: str | None = None,
-    ):
-        self.path, self.allowed, self.missing = path, allowed, missing
-        self.got = got if got is not None else _got(value)
-
-
-def _got(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "a list"
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _field(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-@cache
-def _keys(schema: type) -> tuple[tuple[str, Any, bool], ...]:
-    """(key, type, required) of a TypedDict, in declaration order."""
-    out = []
-    for key, tp in get_type_hints(schema, include_extras=True).items():
-        required = get_origin(tp) is not NotRequired
-        out.append((key, tp if required else get_args(tp)[0], required))
-    return tuple(out)
-
-
-def _describe(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Annotated:
-        return get_args(tp)[1].what
-    if origin in (Union, UnionType):
-        return " or ".join(_describe(a) for a in get_args(tp) if a is not NoneType) + " or null"
-    if origin is Literal:
-        return "one of " + ", ".join(map(repr, get_args(tp)))
-    if is_typeddict(tp):
-        return f"an object ({_WHAT[tp]})"
-    if tp in _SIMPLE:
-        return _SIMPLE[tp][0]
-    if origin is list and get_args(tp)[0] in _SIMPLE:
-        return f"a list of {_SIMPLE[get_args(tp)[0]][1]}"
-    if origin is list and is_typeddict(get_args(tp)[0]):
-        return f"a list of objects (each {_WHAT[get_args(tp)[0]]})"
-    return {list: "a list", dict: "an object"}.get(origin or tp, "a JSON value")
-
-
-_SIMPLE = {
-    str: ("a string", "strings"),
-    int: ("an integer", "integers"),
-    float: ("a number", "numbers"),
-    bool: ("true or false", "booleans"),
-}
-
-
-def _fits(value: Any, tp: Any) -> bool:
-    """Whether ``value`` has the outer shape of ``tp`` (its contents are checked after)."""
-    origin = get_origin(tp)
-    if tp is Any:
-        return True
-    if origin is Annotated:
-        return _fits(value, get_args(tp)[0])
-    if origin is Literal:
-        return any(type(value) is type(a) and value == a for a in get_args(tp))
-    if is_typeddict(tp) or origin is dict or tp is dict:
-        return isinstance(value, Mapping)
-    if origin is list or tp is list:
-        return isinstance(value, list | tuple)
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, tp)
-
-
-def _plain(value: Any) -> Any:
-    """An unchecked part as plain JSON-shaped data (objects as dicts, tuples as lists)."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _check(value: Any, tp: Any, path: str) -> Any:
-    """``value`` checked against ``tp`` and copied; raises :class:`_Bad` at the first misfit."""
-    origin = get_origin(tp)
-    if origin in (Union, UnionType):
-        arms = get_args(tp)
-        if value is None and NoneType in arms:
-            return None
-        for arm in arms:
-            if arm is not NoneType and _fits(value, arm):
-                return _check(value, arm, path)
-        raise _Bad(path, _describe(tp), value)
-    if not _fits(value, tp):
-        raise _Bad(path, _describe(tp), value)
-    if origin is Annotated:
-        base, rule = get_args(tp)[:2]
-        out = _check(value, base, path)
-        if not rule.ok(out):
-            raise _Bad(path, rule.what, value)
-        return out
-    if is_typeddict(tp):
-        checked = {}
-        for key, ktp, required in _keys(tp):
-            if key in value:
-                checked[key] = _check(value[key], ktp, _field(path, key))
-            elif required:
-                raise _Bad(_field(path, key), _describe(ktp), missing=True)
-        # the document's own key order, so that an export reads like the stored file
-        out = {k: checked[k] if k in checked else _plain(v) for k, v in value.items()}
-        rule = _RULES.get(tp)
-        if rule is not None:
-            rule(out, path)
-        return out
-    if origin is dict:
-        ktp, vtp = get_args(tp)
-        out = {}
-        for k, v in value.items():
-            if not _fits(k, ktp):
-                raise _Bad(path, f"an object keyed by {_describe(ktp)}", got=f"key {_got(k)}")
-            out[k] = _check(v, vtp, _field(path, k))
-        return out
-    if origin is list:
-        (itp,) = get_args(tp)
-        return [_check(v, itp, _field(path, i)) for i, v in enumerate(value)]
-    return _plain(value)
-
-
 def _scored_has_a_value(c: dict[str, Any], path: str) -> None:
     # A scored candidate is ranked, drawn and summed: it needs its rank, value and score.
     if c["status"] != "ok":
         return
     for key, what in (("rank", "an integer"), ("resque", "a number")):
         if c[key] is None:
-            raise _Bad(_field(path, key), f"{what} for a candidate with status 'ok'", None)
+            raise Misfit(child(path, key), f"{what} for a candidate with status 'ok'", None)
     if c.get("score") is None:
-        raise _Bad(
-            _field(path, "score"),
-            f"{_describe(ScoreDoc)} for a candidate with status 'ok'",
+        raise Misfit(
+            child(path, "score"),
+            f"{_CHECKER.describe(ScoreDoc)} for a candidate with status 'ok'",
             None,
             missing="score" not in c,
         )
@@ -493,31 +326,10 @@ def _measured_has_costs(r: dict[str, Any], path: str) -> None:
         return
     for key in ("energy_kwh", "co2_kg"):
         if r[key] is None:
-            raise _Bad(_field(path, key), "a number for a run with a number of epochs", None)
+            raise Misfit(child(path, key), "a number for a run with a number of epochs", None)
 
 
-_RULES: dict[type, Callable[[dict[str, Any], str], None]] = {
-    CandidateDoc: _scored_has_a_value,
-    RetrainedDoc: _measured_has_costs,
-}
-
-
-def _too_deep(doc: Mapping[str, Any]) -> str | None:
-    """Path of the first container nested deeper than :data:`MAX_DEPTH`, or None. Iterative,
-    so that a hostile document cannot exhaust the interpreter's stack here."""
-    stack: list[tuple[Any, str, int]] = [(doc, "", 1)]
-    while stack:
-        value, path, depth = stack.pop()
-        if isinstance(value, Mapping):
-            items = [(str(k), v) for k, v in value.items()]
-        elif isinstance(value, list | tuple):
-            items = [(i, v) for i, v in enumerate(value)]
-        else:
-            continue
-        if depth > MAX_DEPTH:
-            return path
-        stack += [(v, _field(path, k), depth + 1) for k, v in reversed(items)]
-    return None
+_CHECKER = Checker(_NAMES, {CandidateDoc: _scored_has_a_value, RetrainedDoc: _measured_has_costs})
 
 
 def check_run(doc: Any) -> RunDoc:
@@ -525,13 +337,13 @@ def check_run(doc: Any) -> RunDoc:
     lists as lists; every key kept, none added).
 
     Raises :class:`~resque_core.errors.ConfigError` naming the first field that does not fit
-    and what it may be, e.g. ``run document field 'candidates[0].label' must be a string, got
-    null``. Accepts every document the engine has written (rankings with or without a cost
-    model, validations).
+    and what it may be, e.g. ``ranking run document field 'candidates[0].label' must be a
+    string, got null``. Accepts every document the engine has written (rankings with or without
+    a cost model, validations).
     """
     if not isinstance(doc, Mapping):
         raise ConfigError(f"a run document must be a JSON object, got {type(doc).__name__}")
-    deep = _too_deep(doc)
+    deep = too_deep(doc, MAX_DEPTH)
     if deep is not None:
         where = ".".join(deep.split(".")[:3])
         raise ConfigError(
@@ -545,11 +357,11 @@ def check_run(doc: Any) -> RunDoc:
             "page or with `report --format json`"
         )
     if not isinstance(kind, str) or kind not in RUN_TYPES:
-        shown = repr(kind) if isinstance(kind, str) else _got(kind)
-        raise ConfigError(f"not a RESQUE run: type {shown}; expected one of {', '.join(RUN_TYPES)}")
+        named = repr(kind) if isinstance(kind, str) else shown(kind)
+        raise ConfigError(f"not a RESQUE run: type {named}; expected one of {', '.join(RUN_TYPES)}")
     try:
-        return _check(doc, RUN_TYPES[kind], "")
-    except _Bad as bad:
+        return _CHECKER.check(doc, RUN_TYPES[kind])
+    except Misfit as bad:
         if bad.missing:
             raise ConfigError(
                 f"{kind} run document field {bad.path!r} is missing; it must be {bad.allowed}"
