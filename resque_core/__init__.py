@@ -18,7 +18,7 @@ from .errors import (
     ResqueError,
     ShiftError,
 )
-from .estimators import ClassSums, resque_dist, resque_task, resque_task_variants
+from .scoring.estimators import ClassSums, resque_dist, resque_task, resque_task_variants
 
 # The pipeline pulls in torch models, data and shifts: imported on first use, so that
 # `import resque_core.errors` (or the CLI's --help) stays light.

@@ -28,8 +28,8 @@ switch), applied with :meth:`Plan.with_trust`. Earlier plans carry ``"trusted": 
 :attr:`Plan.warnings`. :meth:`Plan.to_dict` never writes the field.
 
 :func:`plan_from_dict` is the one validator for plan documents: every field's type, integer
-ranges (through :class:`~resque_core.pipeline.RunConfig` and
-:class:`~resque_core.pipeline.ModelConfig`), text lengths (:data:`MAX_LABEL_CHARS`,
+ranges (through :class:`~resque_core.scoring.scorer.RunConfig` and
+:class:`~resque_core.scoring.scorer.ModelConfig`), text lengths (:data:`MAX_LABEL_CHARS`,
 :data:`MAX_NOTE_CHARS`, :data:`MAX_PATH_CHARS`) and :data:`MAX_CANDIDATES`; no field nests, so a
 nested value is a type error. :func:`load_plan` also refuses files over :data:`MAX_PLAN_BYTES`,
 non-regular files, and JSON nested too deeply for the parser.
@@ -46,11 +46,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._util import regular_file
+from .data.shifts import parse_shift
 from .errors import ConfigError
-from .pipeline import ModelConfig, RunConfig
-from .shifts import parse_shift
+from .scoring.scorer import ModelConfig, RunConfig
 
 __all__ = [
+    "DEMO_PLAN",
     "MAX_CANDIDATES",
     "MAX_LABEL_CHARS",
     "MAX_NOTE_CHARS",
@@ -66,6 +67,9 @@ __all__ = [
 ]
 
 PLAN_VERSION = 1
+# The embedded demo (a small CNN on scikit-learn's digits); see demo/README.md beside this file.
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_PLAN = DEMO_DIR / "plan.json"
 CandidateKind = Literal["shift", "shifted_data", "task"]
 KINDS: tuple[str, ...] = ("shift", "shifted_data", "task")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -1,13 +1,14 @@
 """Score every candidate of a plan and rank them.
 
-Candidates share one :class:`~resque_core.pipeline.Scorer`, so the model loads once and the
+Candidates share one :class:`~resque_core.scoring.scorer.Scorer`, so the model loads once and the
 source-side activation sums are computed once for all synthetic shifts. A candidate that fails
 (missing data, say) is reported with its reason; the others are still scored and ranked.
 
 Ordering: RESQUE values of the two estimators are not comparable, so by default candidates are
 ranked by RESQUE *within each kind* (distribution shifts first, then new tasks), lower = closer
 to what the model already knows = cheaper to reuse. ``ORDERINGS`` maps an ordering name to a key
-over scored candidates. With a cost model (``cost=``, :mod:`resque_core.cost`) every candidate
+over scored candidates. With a cost model (``cost=``, :mod:`resque_core.cost.predict`) every
+candidate
 also gets predicted epochs, kWh and CO2, which are comparable across kinds: the orderings
 ``epochs``, ``kwh`` and ``co2`` rank all candidates together, and budgets flag candidates.
 """
@@ -26,13 +27,13 @@ from typing import Any
 import torch
 
 from ._version import __version__
-from .cost import CandidateCost, CostOptions, Prediction, predict_candidates
+from .cost.predict import CandidateCost, CostOptions, Prediction, predict_candidates
+from .data.shifts import parse_shift
 from .errors import Cancelled, ConfigError, ResqueError
-from .pipeline import Progress, Score, Scorer
 from .plans import Candidate, Plan
-from .runs import RunStore
-from .shifts import parse_shift
-from .store import ResultStore
+from .scoring.scorer import Progress, Score, Scorer
+from .store.cache import ResultStore
+from .store.runs import RunStore
 
 __all__ = ["COST_ORDERINGS", "ORDERINGS", "CandidateResult", "Ranking", "rank_plan"]
 

@@ -3,11 +3,12 @@
 :func:`validate_plan` scores the plan's candidates (cached), picks the ones to retrain (given
 ids, or :func:`suggest_candidates`: a spread over each kind's RESQUE range), and for each one
 measures an energy probe, records the cost model's prediction *before* retraining, then
-fine-tunes a copy of the checkpoint (:func:`~resque_core.retrain.retrain`) with one energy meter
+fine-tunes a copy of the checkpoint (:func:`~resque_core.retrain.loop.retrain`) with one energy
+meter
 session for all runs. Afterwards it computes the correlations of RESQUE with every measure
 (:func:`correlations`), refits the calibrations from every stored validation run of the same
 checkpoint and procedure (:func:`recalibrate`), and stores the whole run as a JSON document with
-``"type": "validation"`` in the :class:`~resque_core.runs.RunStore`.
+``"type": "validation"`` in the :class:`~resque_core.store.runs.RunStore`.
 
 Which runs count: correlations use runs that finished (``status`` completed); calibrations use
 those that also stopped on their own (target or cutoff), not ones cut short by ``max_epochs`` or
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .cost import (
+from .cost.predict import (
     MIN_POINTS,
     Calibration,
     CostSettings,
@@ -40,15 +41,22 @@ from .cost import (
     probe_candidate,
     save_calibrations,
 )
-from .energy import Meter, make_meter
 from .errors import Cancelled, ConfigError, ResqueError
 from .kinds import ESTIMATOR_KINDS
-from .pipeline import Progress, Scorer, resolve_device
+from .measure.energy import Meter, make_meter
 from .plans import Candidate, Plan
 from .ranking import environment, rank_plan
-from .retrain import EnergyProbe, EpochRecord, RetrainConfig, RetrainResult, candidate_data, retrain
-from .runs import RunStore
-from .store import ResultStore, default_cache_dir
+from .retrain.loop import (
+    EnergyProbe,
+    EpochRecord,
+    RetrainConfig,
+    RetrainResult,
+    candidate_data,
+    retrain,
+)
+from .scoring.scorer import Progress, Scorer, resolve_device
+from .store.cache import ResultStore, default_cache_dir
+from .store.runs import RunStore
 
 __all__ = [
     "MEASURES",

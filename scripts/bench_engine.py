@@ -27,9 +27,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from resque_core.archs import build_model  # noqa: E402
-from resque_core.estimators import resque_task  # noqa: E402
-from resque_core.pipeline import ModelConfig, RunConfig, Scorer  # noqa: E402
+from resque_core.model.archs import build_model  # noqa: E402
+from resque_core.scoring.estimators import resque_task  # noqa: E402
+from resque_core.scoring.scorer import ModelConfig, RunConfig, Scorer  # noqa: E402
 
 
 def _best_of(fn, repeats: int) -> float:
@@ -76,7 +76,7 @@ def bench_dist(tmp: Path, n: int, batch_size: int, device: str, repeats: int) ->
 
     # The same images RESQUE reads: the clean role then the shifted role (the two roles share
     # part of the data, so this is more images than the file holds).
-    from resque_core.data import synthetic_shift_roles
+    from resque_core.data.sources import synthetic_shift_roles
 
     dataset = scorer.dataset(data)
     clean_idx, shifted_idx = synthetic_shift_roles(dataset.labels.numpy(), seed=run.seed)
@@ -121,8 +121,8 @@ def bench_dist(tmp: Path, n: int, batch_size: int, device: str, repeats: int) ->
 
 def _reference_value(scorer: Scorer, data: str) -> float:
     """RESQUE_dist as the reference computes it: per class, one image at a time."""
-    from resque_core import data as data_mod
-    from resque_core.shifts import parse_shift, shifted_chunks
+    from resque_core.data import sources as data_mod
+    from resque_core.data.shifts import parse_shift, shifted_chunks
 
     images = scorer.dataset(data)
     pre = scorer.preprocess(images)

@@ -1,12 +1,13 @@
-"""Build the demo model zoo: the small CNN shipped in assets/demo/, reproducibly, on the CPU.
+"""Build the demo model zoo: the small CNN shipped in resque_core/demo/, reproducibly, on the CPU.
 
-    python scripts/build_zoo.py                 # full build into assets/demo/ (~1 min)
+    python scripts/build_zoo.py                 # full build into resque_core/demo/ (~1 min)
     python scripts/build_zoo.py --fast --out D  # 1 epoch on a subset (tests, CI; a few seconds)
     python scripts/build_zoo.py --fashion       # also a Fashion-MNIST model, if it is installed
 
 The digits model: ``small_cnn`` (1 input channel, 10 classes) trained on scikit-learn's
 handwritten digits (8x8), inputs scaled to [0, 1] and normalised with mean 0.5 / std 0.5 (the
-engine's :class:`~resque_core.data.Preprocess` defaults, so the model sees exactly what RESQUE
+engine's :class:`~resque_core.data.sources.Preprocess` defaults, so the model sees exactly what
+RESQUE
 feeds it), on a seeded stratified 80/20 train / held-out split. Adam (lr 1e-3, weight decay 1e-5,
 the reference's settings), batch 32, no augmentation. One CPU thread and deterministic algorithms
 make the checkpoint bit-identical from run to run; ``manifest.json`` records data,
@@ -33,12 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 from resque_core._util import sha256_file  # noqa: E402
 from resque_core._version import __version__  # noqa: E402
-from resque_core.archs import build_model  # noqa: E402
-from resque_core.data import Preprocess, load_data, subsample_per_class  # noqa: E402
+from resque_core.data.sources import Preprocess, load_data, subsample_per_class  # noqa: E402
 from resque_core.errors import ResqueError  # noqa: E402
-from resque_core.evaluate import HELD_OUT_FRACTION, held_out  # noqa: E402
+from resque_core.model.archs import build_model  # noqa: E402
+from resque_core.scoring.accuracy import HELD_OUT_FRACTION, held_out  # noqa: E402
 
-DEMO_DIR = ROOT / "assets" / "demo"
+DEMO_DIR = ROOT / "resque_core" / "demo"
 ARCH = "small_cnn"
 LR, WEIGHT_DECAY, BATCH_SIZE = 1e-3, 1e-5, 32
 

@@ -11,7 +11,8 @@ every prediction made *before* retraining uses the documented priors, then analy
 - correlations of RESQUE with epochs, gradient norm, parameter change, kWh and CO2 (per kind);
 - leave-one-out (LOO) prediction error of epochs (calibration refitted without the run) and of
   kWh (LOO epochs x the run's own energy probe), for runs that stopped on their own;
-- coverage of the 80% intervals: LOO intervals (:func:`resque_core.cost.predict_cost` with the
+- coverage of the 80% intervals: LOO intervals (:func:`resque_core.cost.predict.predict_cost` with
+  the
   LOO calibration and the run's probe) and the prior-based intervals actually issued;
 - accuracy of the energy probe: measured kWh per epoch / probe's prediction.
 
@@ -35,13 +36,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from resque_core.carbon import carbon_intensity  # noqa: E402
-from resque_core.cli import DEMO_PLAN  # noqa: E402
-from resque_core.cost import CostSettings, fit_calibration, predict_cost  # noqa: E402
-from resque_core.plans import load_plan  # noqa: E402
-from resque_core.retrain import EnergyProbe, RetrainConfig  # noqa: E402
-from resque_core.runs import RunStore  # noqa: E402
-from resque_core.store import ResultStore  # noqa: E402
+from resque_core.cost.predict import CostSettings, fit_calibration, predict_cost  # noqa: E402
+from resque_core.measure.carbon import carbon_intensity  # noqa: E402
+from resque_core.plans import DEMO_PLAN, load_plan  # noqa: E402
+from resque_core.retrain.loop import EnergyProbe, RetrainConfig  # noqa: E402
+from resque_core.store.cache import ResultStore  # noqa: E402
+from resque_core.store.runs import RunStore  # noqa: E402
 from resque_core.validation import MEASURES, validate_plan  # noqa: E402
 
 

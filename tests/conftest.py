@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from resque_core.archs import build_model
-from resque_core.data import Preprocess, load_data
+from resque_core.data.sources import Preprocess, load_data
+from resque_core.model.archs import build_model
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,8 @@ import torch
 import torchvision
 from torch import nn
 
-from resque_core.archs import available_archs, build_model, project_archs, register_arch
 from resque_core.errors import ConfigError
+from resque_core.model.archs import available_archs, build_model, project_archs, register_arch
 
 
 @pytest.fixture(autouse=True)

@@ -8,15 +8,15 @@ import codecarbon
 import pytest
 
 from resque_core._util import unknown_name_message
-from resque_core.carbon import (
+from resque_core.errors import ConfigError
+from resque_core.measure.carbon import (
     DEFAULT_RELATIVE_UNCERTAINTY,
     CarbonIntensity,
     carbon_intensity,
-    co2_kg,
     countries,
+    emissions_kg,
     regions,
 )
-from resque_core.errors import ConfigError
 
 DATA = Path(codecarbon.__file__).resolve().parent / "data" / "private_infra"
 
@@ -56,14 +56,14 @@ def test_user_override_and_pue_in_the_co2_arithmetic():
     ci = carbon_intensity(override_g_per_kwh=100.0, pue=1.5, relative_uncertainty=0.0)
     assert ci == CarbonIntensity(100.0, "user value", "user", None, 0.0, 1.5)
     # 2 kWh x 100 g/kWh x 1.5 = 300 g
-    assert co2_kg(2.0, ci) == pytest.approx(0.3)
-    assert co2_kg(0.0, ci) == 0.0
+    assert emissions_kg(2.0, ci) == pytest.approx(0.3)
+    assert emissions_kg(0.0, ci) == 0.0
 
 
 def test_one_joules_per_kwh_constant_and_one_co2_formula():
     import numpy as np
 
-    from resque_core import units
+    from resque_core.measure import units as units
 
     assert units.JOULES_PER_KWH == 3.6e6
     assert units.joules_to_kwh(7.2e6) == 2.0 and units.kwh_to_joules(0.5) == 1.8e6
@@ -75,7 +75,7 @@ def test_one_joules_per_kwh_constant_and_one_co2_formula():
     assert draws.tolist() == [units.co2_kg(1.0, 100.0, 1.2), units.co2_kg(2.0, 300.0, 1.2)]
     assert draws.tolist() == pytest.approx([0.12, 0.72])
     ci = carbon_intensity(override_g_per_kwh=300.0, pue=1.5)
-    assert co2_kg(2.0, ci) == units.co2_kg(2.0, 300.0, 1.5)
+    assert emissions_kg(2.0, ci) == units.co2_kg(2.0, 300.0, 1.5)
 
 
 def test_no_engine_module_keeps_its_own_joules_per_kwh():

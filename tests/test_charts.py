@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from resque_core import charts
 from resque_core.errors import ConfigError
+from resque_core.report import charts as charts
 
 
 def _cand(cid, kind, value, rank, *, shift=None, severity=None, per_class=None, ok=True):

@@ -10,7 +10,7 @@ import pytest
 
 from resque_core.cli import main
 
-DEMO = os.path.join(os.path.dirname(__file__), "..", "assets", "demo", "digits_small_cnn.pt")
+DEMO = os.path.join(os.path.dirname(__file__), "..", "resque_core", "demo", "digits_small_cnn.pt")
 
 
 def run(capsys, *argv):

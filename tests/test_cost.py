@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from resque_core.carbon import carbon_intensity
-from resque_core.cost import (
+from resque_core.cost.predict import (
     PRIORS,
     Calibration,
     CostOptions,
@@ -21,7 +20,8 @@ from resque_core.cost import (
 )
 from resque_core.errors import ConfigError
 from resque_core.kinds import ESTIMATOR_KINDS
-from resque_core.retrain import EnergyProbe
+from resque_core.measure.carbon import carbon_intensity
+from resque_core.retrain.loop import EnergyProbe
 
 
 def _probe(joules: float = 3600.0, sd: float = 0.0) -> EnergyProbe:

@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from resque_core import data, limits
-from resque_core.data import (
+from resque_core import limits
+from resque_core.data import sources as data
+from resque_core.data.sources import (
     FASHION_MNIST_CLASSES,
     ImageSet,
     Preprocess,

@@ -14,9 +14,9 @@ import pytest
 
 from resque_core.plans import load_plan
 from resque_core.ranking import rank_plan
-from resque_core.store import ResultStore
+from resque_core.store.cache import ResultStore
 
-DEMO_PLAN = Path(__file__).resolve().parent.parent / "assets" / "demo" / "plan.json"
+DEMO_PLAN = Path(__file__).resolve().parent.parent / "resque_core" / "demo" / "plan.json"
 
 PINNED = {
     "noise-1": 0.020175341248698395,

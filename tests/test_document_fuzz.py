@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from resque_core import report
-from resque_core.documents import check_run
 from resque_core.errors import ConfigError
+from resque_core.report import export as report
+from resque_core.store.documents import check_run
 from ui import views, widgets
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"

@@ -21,11 +21,11 @@ from types import MappingProxyType
 
 import pytest
 
-from resque_core import documents as docs
-from resque_core import report
-from resque_core.documents import check_run
 from resque_core.errors import ConfigError
-from resque_core.runs import RunStore
+from resque_core.report import export as report
+from resque_core.store import documents as docs
+from resque_core.store.documents import check_run
+from resque_core.store.runs import RunStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 STORED = sorted(p.name for p in FIXTURES.glob("*.json"))

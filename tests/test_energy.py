@@ -8,14 +8,14 @@ import types
 import pytest
 import torch
 
-from resque_core.energy import (
+from resque_core.errors import ConfigError, ResqueError
+from resque_core.measure.energy import (
     CodecarbonMeter,
     EnergyReading,
     NvmlMeter,
     ReplayMeter,
     make_meter,
 )
-from resque_core.errors import ConfigError, ResqueError
 
 
 # ----------------------------------------------------------------------------- replay

@@ -8,7 +8,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from resque_core.errors import DataError
-from resque_core.estimators import (
+from resque_core.scoring.estimators import (
     class_angles,
     resque_dist,
     resque_task,

@@ -10,9 +10,9 @@ from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
 from resque_core.errors import LayerError
-from resque_core.estimators import resque_dist, resque_task_variants
-from resque_core.features import class_sums, embeddings, pool
-from resque_core.hooks import tap
+from resque_core.model.hooks import tap
+from resque_core.scoring.estimators import resque_dist, resque_task_variants
+from resque_core.scoring.features import class_sums, embeddings, pool
 
 
 class Tiny(nn.Module):

@@ -27,11 +27,11 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from resque_core import limits
-from resque_core.data import ImageSet, data_fingerprint, load_data, parse_image_size
+from resque_core.data.sources import ImageSet, data_fingerprint, load_data, parse_image_size
 from resque_core.errors import ConfigError, DataError
-from resque_core.estimators import resque_task
-from resque_core.pipeline import ModelConfig
 from resque_core.plans import plan_from_dict
+from resque_core.scoring.estimators import resque_task
+from resque_core.scoring.scorer import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 _IMAGE_TAIL = (
@@ -114,7 +114,7 @@ _CHILD = textwrap.dedent(
     """
     import json, resource, sys
     from resque_core import limits
-    from resque_core.data import load_data
+    from resque_core.data.sources import load_data
     from resque_core.errors import DataError
 
     def peak_mb():
@@ -498,7 +498,7 @@ def test_kmeans_time_bound_stops_a_run_between_chunks(monkeypatch):
 def test_scorer_refuses_a_task_with_too_many_classes_before_embedding(
     digits_checkpoint, monkeypatch
 ):
-    from resque_core import pipeline
+    from resque_core.scoring import scorer as pipeline
 
     def no_embeddings(*args, **kwargs):
         raise AssertionError("embeddings computed for a task that is refused")

@@ -7,16 +7,15 @@ from __future__ import annotations
 import copy
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 from resque_core.errors import ResqueError
-from resque_core.plans import load_plan, plan_from_dict
+from resque_core.plans import DEMO_PLAN, load_plan, plan_from_dict
 
 
 def _demo() -> dict[str, Any]:
     """The demo plan with one candidate of each kind (its 29 candidates repeat two shapes)."""
-    doc = json.loads((Path(__file__).resolve().parents[1] / "assets/demo/plan.json").read_text())
+    doc = json.loads(DEMO_PLAN.read_text())
     shift = next(c for c in doc["candidates"] if c["kind"] == "shift")
     task = next(c for c in doc["candidates"] if c["kind"] == "task")
     shifted = {"id": "camera", "kind": "shifted_data", "data": "camera/", "label": "new camera"}

@@ -10,8 +10,8 @@ import pytest
 from fixtures.pickled import marker_checkpoint
 
 from resque_core.errors import CheckpointError, ConfigError, ShiftError
-from resque_core.pipeline import ModelConfig, RunConfig, Scorer
 from resque_core.plans import MAX_PLAN_BYTES, TRUST_IGNORED, load_plan, plan_from_dict, save_plan
+from resque_core.scoring.scorer import ModelConfig, RunConfig, Scorer
 
 
 def _doc(**over):
@@ -119,7 +119,7 @@ def test_missing_and_malformed_plan_files(tmp_path):
 
 
 # ------------------------------------------------------------------ trust is never in a plan
-DEMO_PLAN = Path(__file__).resolve().parents[1] / "assets" / "demo" / "plan.json"
+DEMO_PLAN = Path(__file__).resolve().parents[1] / "resque_core" / "demo" / "plan.json"
 
 
 def test_the_demo_plan_of_schema_v1_loads_unchanged_and_saves_without_trust(tmp_path):

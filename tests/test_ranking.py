@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from resque_core.carbon import carbon_intensity
-from resque_core.cost import CandidateCost, CostOptions, CostSettings, predict_candidates
+from resque_core.cost.predict import CandidateCost, CostOptions, CostSettings, predict_candidates
 from resque_core.errors import ConfigError
-from resque_core.pipeline import Scorer
+from resque_core.measure.carbon import carbon_intensity
 from resque_core.plans import plan_from_dict
 from resque_core.ranking import CandidateResult, rank_plan
-from resque_core.retrain import RetrainConfig
-from resque_core.store import ResultStore
+from resque_core.retrain.loop import RetrainConfig
+from resque_core.scoring.scorer import Scorer
+from resque_core.store.cache import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_CHECKPOINT = str(ROOT / "assets" / "demo" / "digits_small_cnn.pt")
+DEMO_CHECKPOINT = str(ROOT / "resque_core" / "demo" / "digits_small_cnn.pt")
 
 
 @pytest.fixture

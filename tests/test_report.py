@@ -19,16 +19,17 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from resque_core import charts, report
-from resque_core.carbon import carbon_intensity
-from resque_core.cli import DEMO_PLAN, main
-from resque_core.cost import PRIORS, CostSettings, predict_cost
+from resque_core.cli import main
+from resque_core.cost.predict import PRIORS, CostSettings, predict_cost
 from resque_core.errors import ConfigError
-from resque_core.pipeline import Score
-from resque_core.plans import Candidate, load_plan
+from resque_core.measure.carbon import carbon_intensity
+from resque_core.plans import DEMO_PLAN, Candidate, load_plan
 from resque_core.ranking import COST_ORDERINGS, CandidateResult, Ranking
-from resque_core.retrain import EnergyProbe, EpochRecord, RetrainConfig, RetrainResult
-from resque_core.runs import RunStore
+from resque_core.report import charts as charts
+from resque_core.report import export as report
+from resque_core.retrain.loop import EnergyProbe, EpochRecord, RetrainConfig, RetrainResult
+from resque_core.scoring.scorer import Score
+from resque_core.store.runs import RunStore
 from resque_core.validation import Validation, ValidationRun, correlations
 
 EVIL = '<script>alert(1)</script> & <a href="http://evil.example/x">click</a> | *x*'

@@ -1,16 +1,16 @@
 """Measured retraining with the replay meter: stopping rules, cancellation, failures, heads."""
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from resque_core.carbon import carbon_intensity
-from resque_core.energy import ReplayMeter
 from resque_core.errors import ConfigError, DataError
-from resque_core.retrain import (
+from resque_core.measure.carbon import carbon_intensity
+from resque_core.measure.energy import ReplayMeter
+from resque_core.plans import DEMO_DIR
+from resque_core.retrain.loop import (
     RetrainConfig,
     RetrainData,
     augment,
@@ -300,7 +300,7 @@ def test_data_checks():
 
 
 # ----------------------------------------------------------------------------- candidate data
-DEMO_CHECKPOINT = str(Path(__file__).resolve().parent.parent / "assets/demo/digits_small_cnn.pt")
+DEMO_CHECKPOINT = str(DEMO_DIR / "digits_small_cnn.pt")
 
 
 def _digits_plan(candidate: dict, **run):
@@ -334,9 +334,9 @@ def _rows(x: torch.Tensor, y: torch.Tensor) -> list[bytes]:
 
 
 def test_retraining_a_shift_sees_exactly_the_images_that_were_scored(monkeypatch):
-    from resque_core import pipeline
-    from resque_core.pipeline import Scorer
-    from resque_core.retrain import candidate_data
+    from resque_core.retrain.loop import candidate_data
+    from resque_core.scoring import scorer as pipeline
+    from resque_core.scoring.scorer import Scorer
 
     # seed 3: the seed term of the per-chunk noise seeds counts, not only the chunk number
     plan = _digits_plan({"id": "noise", "kind": "shift", "shift": "gaussian_noise:5"}, seed=3)

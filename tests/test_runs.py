@@ -10,7 +10,7 @@ import time
 import pytest
 
 from resque_core.errors import ConfigError
-from resque_core.runs import RunStore, new_run_id
+from resque_core.store.runs import RunStore, new_run_id
 
 
 def test_round_trip_and_order_of_storing(tmp_path):

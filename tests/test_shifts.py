@@ -8,8 +8,7 @@ import pytest
 import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from resque_core.errors import DataError, ShiftError
-from resque_core.shifts import (
+from resque_core.data.shifts import (
     SEVERITIES,
     SHIFT_CHUNK,
     ShiftSpec,
@@ -19,6 +18,7 @@ from resque_core.shifts import (
     shift_table,
     shifted_chunks,
 )
+from resque_core.errors import DataError, ShiftError
 
 NAMES = [
     "brightness",

@@ -25,8 +25,8 @@ import pytest
 
 from resque_core import cli
 from resque_core.errors import ConfigError
-from resque_core.runs import RunStore
-from resque_core.store import ResultStore, _encode, canonical_key
+from resque_core.store.cache import ResultStore, _encode, canonical_key
+from resque_core.store.runs import RunStore
 
 HINT = "point --cache-dir or RESQUE_CACHE_DIR at a writable folder"
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -86,12 +86,12 @@ def test_pickle_mode_row_is_a_miss_and_never_unpickled(tmp_path, caplog, pad):
     foreign = _foreign(cache_dir)
     foreign.set(_key(), _payload(marker, pad))
     assert _row(cache_dir, _key())[0] == diskcache.core.MODE_PICKLE
-    with caplog.at_level(logging.WARNING, logger="resque_core.store"):
+    with caplog.at_level(logging.WARNING, logger="resque_core.store.cache"):
         assert store.get(_key()) is None
     assert not marker.exists()
     assert _row(cache_dir, _key()) is None
     assert f"entry {_key()} is not this store's format (a pickle-mode row)" in caplog.text
-    assert caplog.records[-1].name == "resque_core.store"
+    assert caplog.records[-1].name == "resque_core.store.cache"
     # Recomputed by the caller: the next put and get work under the same key.
     store.put(_key(), {"ok": True})
     assert store.get(_key()) == ({"ok": True}, {})
@@ -137,7 +137,7 @@ def _npy(array: np.ndarray) -> bytes:
 def test_a_row_that_is_not_our_format_is_a_logged_miss(tmp_path, caplog, value, why):
     store = ResultStore(tmp_path)
     _foreign(tmp_path).set(_key(), value)
-    with caplog.at_level(logging.WARNING, logger="resque_core.store"):
+    with caplog.at_level(logging.WARNING, logger="resque_core.store.cache"):
         assert store.get(_key()) is None
     assert f"is not this store's format ({why}" in caplog.text
     assert _row(tmp_path, _key()) is None
@@ -150,7 +150,7 @@ def test_a_row_naming_a_file_outside_the_cache_is_neither_read_nor_removed(tmp_p
     store.put(_key(), {"n": 1}, {"a": np.zeros(10_000)})  # a value file row, then redirected
     with sqlite3.connect(cache_dir / "cache.db") as con:
         con.execute("UPDATE Cache SET filename = ? WHERE key = ?", ("../victim.val", _key()))
-    with caplog.at_level(logging.WARNING, logger="resque_core.store"):
+    with caplog.at_level(logging.WARNING, logger="resque_core.store.cache"):
         assert store.get(_key()) is None
     assert "a value file named '../victim.val', not one of diskcache's" in caplog.text
     assert victim.exists()
@@ -163,7 +163,7 @@ def test_a_value_file_replaced_by_a_fifo_is_refused_unopened(tmp_path, caplog):
     value_file = tmp_path / _row(tmp_path, _key())[1]
     value_file.unlink()
     os.mkfifo(value_file)  # opening it for reading would block forever
-    with caplog.at_level(logging.WARNING, logger="resque_core.store"):
+    with caplog.at_level(logging.WARNING, logger="resque_core.store.cache"):
         assert store.get(_key()) is None
     assert "that is not a regular file" in caplog.text
 
@@ -188,7 +188,7 @@ def test_a_foreign_hash_memo_row_is_recomputed(tmp_path, caplog):
     assert digest == hashlib.sha256(b"weights").hexdigest()
     (stamp,) = [k for k in store._cache if str(k).startswith("sha256:")]
     _foreign(tmp_path / "cache").set(stamp, _Touch(tmp_path / "marker"))
-    with caplog.at_level(logging.WARNING, logger="resque_core.store"):
+    with caplog.at_level(logging.WARNING, logger="resque_core.store.cache"):
         assert store.file_sha256(data) == digest
     assert "a pickle-mode row" in caplog.text
     assert not (tmp_path / "marker").exists()
@@ -200,7 +200,7 @@ def test_foreign_settings_cannot_replace_the_stores_methods(tmp_path, caplog):
     with sqlite3.connect(tmp_path / "cache.db") as con:
         con.execute("UPDATE Settings SET value = 'bogus' WHERE key = 'eviction_policy'")
         con.executemany("INSERT INTO Settings VALUES (?, 3)", [("get",), ("disk_fetch",)])
-    with caplog.at_level(logging.WARNING, logger="resque_core.store"):
+    with caplog.at_level(logging.WARNING, logger="resque_core.store.cache"):
         store = ResultStore(tmp_path)
     assert "dropping unknown settings 'disk_fetch', 'get'" in caplog.text
     assert store.get(_key()) == ({"n": 1}, {})
@@ -227,7 +227,7 @@ def test_rank_demo_recomputes_a_garbage_entry(tmp_path, capsys, caplog):
     scores = [k for k in store._cache if not str(k).startswith("sha256:")]
     key = sorted(k for k in scores if "value" in store.get(k)[0])[0]
     _foreign(cache_dir).set(key, b"not an npz at all")
-    with caplog.at_level(logging.WARNING, logger="resque_core.store"):
+    with caplog.at_level(logging.WARNING, logger="resque_core.store.cache"):
         assert cli.main(argv) == 0
     second = capsys.readouterr().out
     assert f"entry {key} is not this store's format" in caplog.text
@@ -301,7 +301,7 @@ def test_the_store_heals_when_its_folder_is_deleted_or_moved(tmp_path, caplog, h
         shutil.rmtree(cache_dir)
     else:
         cache_dir.rename(tmp_path / "elsewhere")
-    with caplog.at_level(logging.WARNING, logger="resque_core.store"):
+    with caplog.at_level(logging.WARNING, logger="resque_core.store.cache"):
         store.put(_key(1), {"n": 1}, {"a": np.ones(10_000)})
     assert "its database was deleted, moved or replaced; reopening it" in caplog.text
     assert (cache_dir / "cache.db").is_file()
@@ -326,8 +326,8 @@ def test_get_alone_heals_too(tmp_path):
 _WRITER = """
 import sys
 import numpy as np
-from resque_core.runs import RunStore
-from resque_core.store import ResultStore
+from resque_core.store.runs import RunStore
+from resque_core.store.cache import ResultStore
 
 cache, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 runs, store = RunStore(cache), ResultStore(cache)

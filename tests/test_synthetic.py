@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from resque_core import synthetic
+from resque_core.data import synthetic as synthetic
 from resque_core.errors import ConfigError
 
 DOCUMENTED = {

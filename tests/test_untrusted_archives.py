@@ -11,9 +11,9 @@ import torch
 from fixtures.hostile import aoti_archive, compiler, payload_library, tiny_export, with_members
 from torch import nn
 
-from resque_core.checkpoints import list_layers, load_checkpoint
 from resque_core.cli import main
 from resque_core.errors import CheckpointError
+from resque_core.model.checkpoints import list_layers, load_checkpoint
 
 HINT = (
     "re-export the model with torch.export.save (no AOTInductor packaging), or save "

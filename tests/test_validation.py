@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-import resque_core.cli_validate  # noqa: F401  (registers the validate command)
-from resque_core.carbon import carbon_intensity
 from resque_core.cli import main
-from resque_core.cost import CostSettings, calibration_key, load_calibrations
-from resque_core.energy import ReplayMeter
+from resque_core.cost.predict import CostSettings, calibration_key, load_calibrations
 from resque_core.errors import ConfigError
+from resque_core.measure.carbon import carbon_intensity
+from resque_core.measure.energy import ReplayMeter
 from resque_core.plans import plan_from_dict
-from resque_core.retrain import RetrainConfig
-from resque_core.runs import RunStore
+from resque_core.retrain.loop import RetrainConfig
+from resque_core.store.runs import RunStore
 from resque_core.validation import (
     MEASURES,
     correlations,
@@ -95,7 +94,7 @@ def test_recalibrate_pools_stored_runs_and_skips_censored_ones(tmp_path):
 
 # ----------------------------------------------------------------------------- end to end
 DEMO_CHECKPOINT = str(
-    Path(__file__).resolve().parent.parent / "assets" / "demo" / "digits_small_cnn.pt"
+    Path(__file__).resolve().parent.parent / "resque_core" / "demo" / "digits_small_cnn.pt"
 )
 
 

@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 
 from resque_core._util import sha256_file
-from resque_core.checkpoints import load_checkpoint
-from resque_core.data import Preprocess, load_data
-from resque_core.evaluate import accuracy, held_out
-from resque_core.pipeline import ModelConfig, RunConfig, Scorer
+from resque_core.data.shifts import parse_shift
+from resque_core.data.sources import Preprocess, load_data
+from resque_core.model.checkpoints import load_checkpoint
 from resque_core.plans import load_plan
 from resque_core.ranking import rank_plan
-from resque_core.runs import RunStore
-from resque_core.shifts import parse_shift
-from resque_core.store import ResultStore
+from resque_core.scoring.accuracy import accuracy, held_out
+from resque_core.scoring.scorer import ModelConfig, RunConfig, Scorer
+from resque_core.store.cache import ResultStore
+from resque_core.store.runs import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "assets" / "demo"
+DEMO = ROOT / "resque_core" / "demo"
 
 
 def _build_zoo():

@@ -19,21 +19,21 @@ import numpy as np
 import streamlit as st
 import torch
 
-from resque_core import data as data_mod
-from resque_core.checkpoints import LayerInfo, LoadedCheckpoint, list_layers, load_checkpoint
+from resque_core.data import sources as data_mod
+from resque_core.data.shifts import apply_shift, parse_shift
 from resque_core.errors import ConfigError
-from resque_core.evaluate import HELD_OUT_FRACTION, accuracy, held_out
-from resque_core.pipeline import (
+from resque_core.model.checkpoints import LayerInfo, LoadedCheckpoint, list_layers, load_checkpoint
+from resque_core.plans import Plan
+from resque_core.scoring.accuracy import HELD_OUT_FRACTION, accuracy, held_out
+from resque_core.scoring.scorer import (
     ModelConfig,
     RunConfig,
     Scorer,
     default_image_size,
     resolve_device,
 )
-from resque_core.plans import Plan
-from resque_core.runs import RunStore
-from resque_core.shifts import apply_shift, parse_shift
-from resque_core.store import ResultStore, canonical_key, default_cache_dir
+from resque_core.store.cache import ResultStore, canonical_key, default_cache_dir
+from resque_core.store.runs import RunStore
 
 __all__ = [
     "cache_dir",

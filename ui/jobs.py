@@ -24,7 +24,7 @@ from typing import Any
 
 import streamlit as st
 
-from resque_core.cost import CostOptions
+from resque_core.cost.predict import CostOptions
 from resque_core.errors import ResqueError
 from resque_core.plans import Plan
 from resque_core.ranking import CandidateResult, rank_plan

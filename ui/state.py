@@ -25,9 +25,8 @@ from typing import Any
 
 import streamlit as st
 
-from resque_core.cli import DEMO_PLAN
 from resque_core.errors import ResqueError
-from resque_core.plans import PLAN_VERSION, Plan, load_plan, plan_from_dict
+from resque_core.plans import DEMO_PLAN, PLAN_VERSION, Plan, load_plan, plan_from_dict
 
 __all__ = [
     "base_dir",

@@ -1,6 +1,6 @@
 """Read-only displays of a ranking run, shared by the Ranking page and the History page.
 
-The documents shown are run documents (:mod:`resque_core.documents`): a page passes either a
+The documents shown are run documents (:mod:`resque_core.store.documents`): a page passes either a
 run it just computed or a stored one checked by ``check_run``. Text from a document (labels,
 errors, sources) is shown through :func:`md_text`, never as Markdown; charts get it raw and
 escape it themselves.
@@ -13,8 +13,9 @@ from typing import Any
 
 import streamlit as st
 
-from resque_core import charts, report
-from resque_core import documents as docs
+from resque_core.report import charts as charts
+from resque_core.report import export as report
+from resque_core.store import documents as docs
 from resque_core.validation import MEASURES, recalibrate
 
 from . import cached, widgets

@@ -111,8 +111,8 @@ def energy_inputs(
 ) -> tuple[str, str | None, float]:
     """Energy meter, carbon-intensity location and PUE: (meter name, ISO-3 country or None for
     the world average, PUE). Keys: ``{prefix}_meter``, ``{prefix}_country``, ``{prefix}_pue``."""
-    from resque_core.carbon import countries
-    from resque_core.energy import METERS
+    from resque_core.measure.carbon import countries
+    from resque_core.measure.energy import METERS
 
     meter = meter_col.selectbox(
         "Energy meter",

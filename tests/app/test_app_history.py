@@ -10,14 +10,14 @@ import pytest
 from apptools import TIMEOUT, no_problems, open_app, table, tiny_plan
 from streamlit.testing.v1 import AppTest
 
-from resque_core.carbon import carbon_intensity
-from resque_core.cost import CostSettings
-from resque_core.documents import check_run
+from resque_core.cost.predict import CostSettings
+from resque_core.measure.carbon import carbon_intensity
 from resque_core.plans import plan_from_dict
 from resque_core.ranking import rank_plan
-from resque_core.retrain import RetrainConfig
-from resque_core.runs import RunStore
-from resque_core.store import ResultStore
+from resque_core.retrain.loop import RetrainConfig
+from resque_core.store.cache import ResultStore
+from resque_core.store.documents import check_run
+from resque_core.store.runs import RunStore
 from resque_core.validation import validate_plan
 
 CANDIDATES = [
@@ -110,7 +110,7 @@ def test_every_export_format_is_offered_and_builds(stored):
     keys = {b.key for b in at.get("download_button")}
     assert keys == {f"hist_download_{fmt}" for fmt in ("html", "pdf", "md", "json", "csv")}
     # What the buttons send when clicked (built on demand from the stored run).
-    from resque_core.report import render
+    from resque_core.report.export import render
 
     doc = ranking.to_dict()
     assert render(doc, "pdf").startswith(b"%PDF-")
@@ -121,7 +121,7 @@ def test_every_export_format_is_offered_and_builds(stored):
 
 def test_importing_a_json_export_stores_and_opens_it(stored, tmp_path):
     ranking, validation = stored
-    from resque_core.report import render
+    from resque_core.report.export import render
 
     exported = render(ranking.to_dict(), "json")
     (RunStore(os.environ["RESQUE_CACHE_DIR"]).directory / f"{ranking.run_id}.json").unlink()

@@ -4,8 +4,7 @@ import json
 
 from apptools import finish_jobs, no_problems, open_app, tiny_plan
 
-from resque_core.cli import DEMO_PLAN
-from resque_core.plans import load_plan
+from resque_core.plans import DEMO_PLAN, load_plan
 
 
 def _chart_bars(at) -> list[str]:

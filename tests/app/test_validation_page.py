@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "pages" / "validation.py"
-CHECKPOINT = str(ROOT / "assets" / "demo" / "digits_small_cnn.pt")
+CHECKPOINT = str(ROOT / "resque_core" / "demo" / "digits_small_cnn.pt")
 CANDIDATES = [
     {"id": "noise-1", "kind": "shift", "shift": "gaussian_noise:1"},
     {"id": "blur-3", "kind": "shift", "shift": "gaussian_blur:3"},

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from resque_core.cli import DEMO_PLAN, main
-from resque_core.plans import Candidate, load_plan
+from resque_core.cli import main
+from resque_core.plans import DEMO_PLAN, Candidate, load_plan
 from resque_core.ranking import rank_plan
-from resque_core.runs import RunStore
+from resque_core.store.runs import RunStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -8,7 +8,7 @@ A file is recognised by its content, not its extension:
   forward hooks reach every layer;
 - anything else with ``torch.load(weights_only=True)``: a state_dict (possibly nested under
   ``state_dict``, ``model_state_dict``, ``model`` or ``state_dict_ema``, tried in that order)
-  loaded into ``arch`` from :mod:`resque_core.archs`.
+  loaded into ``arch`` from :mod:`resque_core.model.archs`.
 
 Pickled Python objects (a whole ``nn.Module`` saved with ``torch.save(model)``, or the pickled
 parts ``torch.export.load`` would unpickle) can run code when loaded: they are refused unless the
@@ -42,9 +42,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ._util import file_sha256, regular_file
+from .._util import file_sha256, regular_file
+from ..errors import CheckpointError, ConfigError, DataError, LayerError, ResqueError
 from .archs import build_model
-from .errors import CheckpointError, ConfigError, DataError, LayerError, ResqueError
 
 __all__ = [
     "LayerInfo",

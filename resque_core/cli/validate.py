@@ -17,17 +17,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import (
+from ._options import (
     _emit_json,
     _progress_printer,
     add_cost_options,
     add_plan_options,
-    command,
     cost_settings,
     load_plan_arg,
     open_store,
     retrain_config,
 )
+from ._registry import command
 
 __all__: list[str] = []
 
@@ -69,9 +69,9 @@ def _stderr_line(i: int, n: int, run) -> None:
     _options,
 )
 def _validate(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
-    from .runs import RunStore
-    from .validation import validate_plan
+    from ..errors import ConfigError
+    from ..store.runs import RunStore
+    from ..validation import validate_plan
 
     plan = load_plan_arg(args)
     ids = None

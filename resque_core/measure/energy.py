@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from .errors import ConfigError, ResqueError
+from ..errors import ConfigError, ResqueError
 from .units import joules_to_kwh, kwh_to_joules
 
 __all__ = [

@@ -1,12 +1,13 @@
 """End-to-end scoring: (checkpoint, data, candidate) -> RESQUE value, cached by content.
 
 :class:`Scorer` holds one checkpoint and the run settings. It loads the model only when a result
-is not already in the :class:`~resque_core.store.ResultStore`, keeps data sets and source-side
+is not already in the :class:`~resque_core.store.cache.ResultStore`, keeps data sets and source-side
 activation sums in memory, and caches them on disk too, so that many candidates of one plan share
 the source-side work.
 
 Order of operations for every image: uint8 -> [0, 1] float -> resize / channel conversion to the
-model's input (:class:`~resque_core.data.Preprocess`) -> synthetic shift (if any) -> normalise ->
+model's input (:class:`~resque_core.data.sources.Preprocess`) -> synthetic shift (if any) ->
+normalise ->
 model. Shift noise is drawn per fixed chunk of 256 selected images from a generator seeded by
 (seed, chunk number), so results do not depend on the batch size.
 """
@@ -22,17 +23,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from . import data as data_mod
-from ._util import regular_file
-from .errors import Cancelled, CheckpointError, ConfigError, DataError
+from .._util import regular_file
+from ..data import sources as data_mod
+from ..data.shifts import ShiftSpec, parse_shift, shifted_chunks
+from ..errors import Cancelled, CheckpointError, ConfigError, DataError
+from ..limits import check_task_classes, model_input_size
+from ..store.cache import ResultStore, canonical_key
 from .estimators import ClassSums, resque_dist, resque_task_variants
 from .features import Batch, class_sums, embeddings
-from .limits import check_task_classes, model_input_size
-from .shifts import ShiftSpec, parse_shift, shifted_chunks
-from .store import ResultStore, canonical_key
 
 if TYPE_CHECKING:  # checkpoints pulls in torchvision: imported only when a model is needed
-    from .checkpoints import LayerInfo, LoadedCheckpoint
+    from ..model.checkpoints import LayerInfo, LoadedCheckpoint
 
 __all__ = ["ModelConfig", "RunConfig", "Score", "Scorer", "resolve_device"]
 
@@ -189,7 +190,7 @@ def resolve_device(name: str) -> torch.device:
 
 def default_image_size(arch: str | None) -> tuple[int, int]:
     """Input size used to list layers when no data is given: 224 for torchvision, else 32."""
-    from .archs import project_archs
+    from ..model.archs import project_archs
 
     return (32, 32) if arch is None or arch in project_archs() else (224, 224)
 
@@ -257,7 +258,7 @@ class Scorer:
     # ----------------------------------------------------------------- heavy objects (lazy)
     def checkpoint(self) -> LoadedCheckpoint:
         if self._ckpt is None:
-            from .checkpoints import load_checkpoint
+            from ..model.checkpoints import load_checkpoint
 
             m = self.model_config
             self._ckpt = load_checkpoint(
@@ -288,7 +289,7 @@ class Scorer:
 
     def layers(self, image_size: tuple[int, int] | None = None) -> list[LayerInfo]:
         """Layers of the model for inputs of ``image_size`` (default: config or arch default)."""
-        from .checkpoints import list_layers
+        from ..model.checkpoints import list_layers
 
         ckpt = self.checkpoint()
         size = image_size or self.model_config.image_size or default_image_size(ckpt.arch)
@@ -298,15 +299,15 @@ class Scorer:
         return self._layers[shape]
 
     def resolve_layer(self, layer: str | None, kind: Kind, image_size: tuple[int, int]) -> str:
-        from .checkpoints import default_layer
+        from ..model.checkpoints import default_layer
 
         layers = self.layers(image_size)
         if layer is None:
             return default_layer(layers, kind)
         names = {info.name for info in layers}
         if layer not in names:
-            from ._util import unknown_name_message
-            from .errors import LayerError
+            from .._util import unknown_name_message
+            from ..errors import LayerError
 
             raise LayerError(unknown_name_message("layer", layer, names))
         return layer

@@ -1,7 +1,7 @@
 """Carbon intensity of electricity (offline table) and the CO2 arithmetic.
 
 CO2 [kg CO2e] = energy [kWh] x carbon intensity [g CO2e/kWh] x PUE / 1000
-(:func:`resque_core.units.co2_kg`, the one formula).
+(:func:`resque_core.measure.units.co2_kg`, the one formula).
 
 Intensities come from the tables codecarbon ships (no network):
 
@@ -27,15 +27,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ._util import unknown_name_message
-from .errors import ConfigError
+from .._util import unknown_name_message
+from ..errors import ConfigError
 from .units import co2_kg as _co2_kg
 
 __all__ = [
     "DEFAULT_RELATIVE_UNCERTAINTY",
     "CarbonIntensity",
     "carbon_intensity",
-    "co2_kg",
+    "emissions_kg",
     "countries",
     "regions",
 ]
@@ -194,6 +194,6 @@ def carbon_intensity(
     )
 
 
-def co2_kg(energy_kwh: float, intensity: CarbonIntensity) -> float:
+def emissions_kg(energy_kwh: float, intensity: CarbonIntensity) -> float:
     """kg CO2e of ``energy_kwh`` of IT energy: kWh x g/kWh x PUE / 1000."""
     return _co2_kg(energy_kwh, intensity.g_per_kwh, intensity.pue)

@@ -1,7 +1,7 @@
 """The run document: what a stored ranking or validation is, checked once where it comes in.
 
 A run document is the JSON object that :func:`~resque_core.ranking.rank_plan` and
-:func:`~resque_core.validation.validate_plan` keep in the :class:`~resque_core.runs.RunStore`
+:func:`~resque_core.validation.validate_plan` keep in the :class:`~resque_core.store.runs.RunStore`
 (``<cache>/runs/<run id>.json``) and that ``report --format json`` exports. Its schema is
 declared here once, as the TypedDicts below: a key without ``NotRequired`` is one that readers
 index directly; a ``NotRequired`` key is one they read with ``.get`` (older documents may lack
@@ -17,9 +17,9 @@ are the only places that filter results by their fields.
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-from ._typed_json import Checker, Misfit, Rule, child, shown, too_deep
-from .errors import ConfigError
-from .kinds import EstimatorKind as Kind
+from .._typed_json import Checker, Misfit, Rule, child, shown, too_deep
+from ..errors import ConfigError
+from ..kinds import EstimatorKind as Kind
 
 __all__ = [
     "MAX_DEPTH",
@@ -57,7 +57,8 @@ Level = Annotated[float, Rule("a number between 0 and 1", lambda v: 0 < v < 1)]
 
 # ----------------------------------------------------------------------------- the schema
 class IntensityDoc(TypedDict):
-    """Carbon intensity (:meth:`resque_core.carbon.CarbonIntensity.to_dict`): g CO2e per kWh,
+    """Carbon intensity (:meth:`resque_core.measure.carbon.CarbonIntensity.to_dict`): g CO2e per
+    kWh,
     where it comes from, its 1-sigma relative uncertainty and the facility's PUE."""
 
     g_per_kwh: float
@@ -69,7 +70,7 @@ class IntensityDoc(TypedDict):
 
 
 class CalibrationDoc(TypedDict):
-    """RESQUE -> epochs line of one kind (:meth:`resque_core.cost.Calibration.to_dict`)."""
+    """RESQUE -> epochs line of one kind (:meth:`resque_core.cost.predict.Calibration.to_dict`)."""
 
     intercept: float
     slope: float
@@ -85,7 +86,8 @@ class CalibrationDoc(TypedDict):
 
 
 class PredictionDoc(TypedDict):
-    """Predicted cost of one candidate (:meth:`resque_core.cost.Prediction.to_dict`): epochs,
+    """Predicted cost of one candidate (:meth:`resque_core.cost.predict.Prediction.to_dict`):
+    epochs,
     kWh and kg CO2e, each with its (low, high) interval at ``level``."""
 
     resque: float
@@ -106,7 +108,7 @@ class PredictionDoc(TypedDict):
 
 
 class ScoreDoc(TypedDict):
-    """One RESQUE result (:meth:`resque_core.pipeline.Score.to_dict`); ``per_class`` keyed by
+    """One RESQUE result (:meth:`resque_core.scoring.scorer.Score.to_dict`); ``per_class`` keyed by
     class name; seconds of compute."""
 
     value: float
@@ -204,13 +206,14 @@ class EpochDoc(TypedDict):
 
 
 class RetrainDoc(TypedDict):
-    """The full retraining record (:meth:`resque_core.retrain.RetrainResult.to_dict`)."""
+    """The full retraining record (:meth:`resque_core.retrain.loop.RetrainResult.to_dict`)."""
 
     records: list[EpochDoc]
 
 
 class ProbeDoc(TypedDict):
-    """The energy probe behind a prediction (:meth:`resque_core.retrain.EnergyProbe.to_dict`)."""
+    """The energy probe behind a prediction
+    (:meth:`resque_core.retrain.loop.EnergyProbe.to_dict`)."""
 
     basis: NotRequired[str]
 
@@ -254,7 +257,7 @@ class CorrelationDoc(TypedDict):
 
 
 class RetrainConfigDoc(TypedDict):
-    """The retraining settings (:meth:`resque_core.retrain.RetrainConfig.to_dict`)."""
+    """The retraining settings (:meth:`resque_core.retrain.loop.RetrainConfig.to_dict`)."""
 
     target_accuracy: float
 

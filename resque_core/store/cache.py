@@ -10,7 +10,7 @@ The store reads only its own format, so reading a cache never executes code: dis
 mode is refused unread (when writing and reading), value files must be diskcache's own names
 inside the folder, and any row that does not decode as this store wrote it (pickle mode, garbage
 bytes, a JSON header that is not an object, the wrong type) is a miss: it is deleted, logged on
-the ``resque_core.store`` logger, and the caller computes the result again.
+the ``resque_core.store.cache`` logger, and the caller computes the result again.
 
 The store heals: if its folder is deleted or moved while a process holds it (the app keeps one
 store per process), the next call recreates the folder and a fresh database. A cache dir that
@@ -42,9 +42,9 @@ import diskcache
 import numpy as np
 from diskcache.core import DBNAME, MODE_BINARY, MODE_PICKLE, MODE_RAW, MODE_TEXT, UNKNOWN
 
-from ._util import file_sha256, file_stamp
-from ._version import __version__
-from .errors import ConfigError
+from .._util import file_sha256, file_stamp
+from .._version import __version__
+from ..errors import ConfigError
 
 __all__ = ["ResultStore", "canonical_key", "default_cache_dir"]
 

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import command
+from ._registry import command
 
 __all__: list[str] = []
 
@@ -34,8 +34,8 @@ def _options(p: argparse.ArgumentParser) -> None:
 
 @command("report", "export a stored run as HTML, PDF, Markdown, JSON or CSV; import one", _options)
 def _report(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
-    from .report import FORMATS, export_run, import_run
+    from ..errors import ConfigError
+    from ..report.export import FORMATS, export_run, import_run
 
     if args.import_file is not None:
         if args.out or args.format:

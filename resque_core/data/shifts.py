@@ -48,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ._util import unknown_name_message
-from .errors import DataError, ShiftError
+from .._util import unknown_name_message
+from ..errors import DataError, ShiftError
 
 __all__ = [
     "SEVERITIES",
@@ -188,7 +188,7 @@ def shifted_chunks(
     ``images`` uint8 (or float) [N, C, H, W]; ``rows`` int [M], the selected indices in the order
     they are used; ``spec`` None = no shift; ``to_unit`` maps a chunk of ``images`` to float
     [n, C', H', W'] in [0, 1] on the device the work runs on
-    (:meth:`~resque_core.data.Preprocess.to_unit`). Yields ``(rows_k, x_k)`` for consecutive
+    (:meth:`~resque_core.data.sources.Preprocess.to_unit`). Yields ``(rows_k, x_k)`` for consecutive
     chunks of :data:`SHIFT_CHUNK` rows: ``rows_k`` int64 [n] (CPU), ``x_k`` [n, C', H', W'].
     Chunk k's randomness comes from a generator on ``x_k``'s device seeded with
     ``seed * 1_000_003 + k``, so the pixels depend on (images, rows, spec, seed) only, never on

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ._util import unknown_name_message
-from .errors import LayerError
+from .._util import unknown_name_message
+from ..errors import LayerError
 
 __all__ = ["find_module", "tap"]
 

@@ -17,8 +17,8 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
-from ._util import unknown_name_message
-from .errors import ConfigError
+from .._util import unknown_name_message
+from ..errors import ConfigError
 
 __all__ = [
     "available_archs",

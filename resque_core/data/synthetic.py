@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "DESCRIPTIONS",

@@ -10,12 +10,14 @@ Three pieces, three uncertainties:
    :data:`MIN_POINTS` usable local measurements a documented :data:`PRIORS` entry is used and
    marked ``"basis": "prior"``.
 2. **Energy per epoch** from a short measured probe on the candidate
-   (:func:`~resque_core.retrain.probe_epoch_energy`); its uncertainty is the spread (standard
+   (:func:`~resque_core.retrain.loop.probe_epoch_energy`); its uncertainty is the spread (standard
    deviation) of the probe's repeated windows, not the standard error of their mean: the
    extrapolation from a few batches to an epoch has errors that repeating the same windows does
    not reveal.
-3. **Carbon intensity** from :mod:`resque_core.carbon`, with its relative uncertainty; CO2 = kWh
-   x intensity x PUE (:func:`~resque_core.units.co2_kg`, for the point value and every draw).
+3. **Carbon intensity** from :mod:`resque_core.measure.carbon`, with its relative uncertainty; CO2
+   = kWh
+   x intensity x PUE (:func:`~resque_core.measure.units.co2_kg`, for the point value and every
+   draw).
 
 The interval propagates all three with a seeded Monte Carlo (:func:`predict_cost`): epochs drawn
 from the fit's t distribution (clipped at 0), energy per epoch and intensity from normals
@@ -43,18 +45,24 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from scipy import stats
 
-from . import units
-from .carbon import CarbonIntensity, co2_kg
-from .energy import Meter, make_meter
-from .errors import Cancelled, ConfigError, ResqueError
-from .kinds import ESTIMATOR_KINDS, EstimatorKind
-from .retrain import EnergyProbe, RetrainConfig, RetrainData, candidate_data, probe_epoch_energy
-from .store import canonical_key, default_cache_dir
+from ..errors import Cancelled, ConfigError, ResqueError
+from ..kinds import ESTIMATOR_KINDS, EstimatorKind
+from ..measure import units as units
+from ..measure.carbon import CarbonIntensity, emissions_kg
+from ..measure.energy import Meter, make_meter
+from ..retrain.loop import (
+    EnergyProbe,
+    RetrainConfig,
+    RetrainData,
+    candidate_data,
+    probe_epoch_energy,
+)
+from ..store.cache import canonical_key, default_cache_dir
 
 if TYPE_CHECKING:
-    from .pipeline import Scorer
-    from .plans import Candidate, Plan
-    from .store import ResultStore
+    from ..plans import Candidate, Plan
+    from ..scoring.scorer import Scorer
+    from ..store.cache import ResultStore
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -220,7 +228,7 @@ def fit_calibration(
 # ----------------------------------------------------------------------------- storage
 def calibration_key(checkpoint_sha256: str, procedure: dict[str, Any]) -> str:
     """Key of a calibration: the checkpoint's content and the retraining procedure
-    (:meth:`~resque_core.retrain.RetrainConfig.procedure`)."""
+    (:meth:`~resque_core.retrain.loop.RetrainConfig.procedure`)."""
     return canonical_key("calibration", {"sha256": checkpoint_sha256, "procedure": procedure})
 
 
@@ -353,7 +361,7 @@ def predict_cost(
         epochs_interval=calibration.interval(resque, settings.level),
         energy_kwh=energy_point,
         energy_kwh_interval=band(kwh),
-        co2_kg=co2_kg(energy_point, intensity),
+        co2_kg=emissions_kg(energy_point, intensity),
         co2_kg_interval=band(co2),
         level=settings.level,
         basis=calibration.basis,
@@ -417,7 +425,7 @@ def probe_candidate(
 ) -> EnergyProbe:
     """The energy probe of one candidate, from ``store`` when this machine already measured it
     with the same model, data, procedure, device and meter."""
-    from .pipeline import resolve_device
+    from ..scoring.scorer import resolve_device
 
     target = (
         candidate.shift
@@ -476,7 +484,7 @@ def predict_candidates(
     ({candidate id: its answer}, the calibrations used (stored ones, else priors)). One meter
     session serves all the probes. Cancelling raises :class:`~resque_core.errors.Cancelled`
     and returns nothing, so a caller never holds half the answers."""
-    from .pipeline import resolve_device
+    from ..scoring.scorer import resolve_device
 
     device = resolve_device(options.procedure.device)
     key = calibration_key(scorer.checkpoint_sha256(), options.procedure.procedure())

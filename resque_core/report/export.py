@@ -1,6 +1,6 @@
 """Shareable reports of a stored run: HTML, PDF, Markdown, JSON and CSV.
 
-A run document (a ranking or a validation, as kept by :class:`~resque_core.runs.RunStore`) is
+A run document (a ranking or a validation, as kept by :class:`~resque_core.store.runs.RunStore`) is
 turned into one list of blocks (headings, paragraphs, tables, charts) that every readable format
 renders the same way. The report leads with the decision in one sentence (:func:`decision`) and
 how sure it is, then the candidates, the charts, the validation results, and a model-card style
@@ -15,7 +15,7 @@ hardware and versions.
 - ``md``: the same sections as Markdown (no charts).
 - ``json``: the run document itself; :func:`import_run` stores it back unchanged.
 
-Every document is checked by :func:`resque_core.documents.check_run` before it is rendered or
+Every document is checked by :func:`resque_core.store.documents.check_run` before it is rendered or
 imported, so a malformed one is refused with one line naming the bad field.
 - ``csv``: the ranking table (a validation: the retrained candidates), raw numbers.
 
@@ -40,12 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import documents as docs
-from ._util import regular_file
-from .documents import RunDoc, check_run
-from .errors import ConfigError
-from .kinds import ESTIMATOR_INDEX, ESTIMATOR_WORDS
-from .runs import RunStore
+from .._util import regular_file
+from ..errors import ConfigError
+from ..kinds import ESTIMATOR_INDEX, ESTIMATOR_WORDS
+from ..store import documents as docs
+from ..store.documents import RunDoc, check_run
+from ..store.runs import RunStore
 
 __all__ = [
     "FORMATS",
@@ -121,7 +121,7 @@ def import_run(
     """Store a run exported as JSON (``bytes``: the file's content; ``str`` / path: the file)
     in the run store under ``cache_dir``; return its run id.
 
-    The document is checked (:func:`~resque_core.documents.check_run`) and kept unchanged,
+    The document is checked (:func:`~resque_core.store.documents.check_run`) and kept unchanged,
     under its own run id (a new one if it has none), so that loading it gives back exactly what
     was exported. Importing the same run twice is harmless; a different run under the same id
     is refused.
@@ -405,7 +405,7 @@ _HEATMAP_CAPTIONS = {
 
 
 def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
-    from . import charts
+    from . import charts as charts
 
     candidates, scored = doc["candidates"], docs.scored(doc)
     with_cost = bool(docs.with_prediction(candidates))
@@ -478,7 +478,7 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
 
 
 def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
-    from . import charts
+    from . import charts as charts
 
     runs = doc["runs"]
     rows = [

@@ -17,7 +17,7 @@ A data SPEC is one string (the same in the CLI, plans and the app):
 - ``torchvision:NAME:ROOT[:train|test]``: a torchvision data set already on disk under ROOT (the
   folder torchvision's ``root=`` would get). Never downloads.
 - ``builtin:NAME``: see :data:`BUILTINS` (scikit-learn's digits, Fashion-MNIST from its Debian
-  package, the demo sets of :mod:`resque_core.synthetic`).
+  package, the demo sets of :mod:`resque_core.data.synthetic`).
 
 Images keep their native size and channels. Sets whose images differ in size (folders, zips,
 file-based torchvision sets) are resized with Pillow's bilinear filter (antialiased when
@@ -52,9 +52,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import limits, synthetic
-from ._util import file_sha256, regular_file, unknown_name_message
-from .errors import ConfigError, DataError
+from .. import limits
+from .._util import file_sha256, regular_file, unknown_name_message
+from ..errors import ConfigError, DataError
+from . import synthetic as synthetic
 
 __all__ = [
     "BUILTINS",

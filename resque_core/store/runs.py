@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .store import default_cache_dir
+from ..errors import ConfigError
+from .cache import default_cache_dir
 
 __all__ = ["RunStore", "new_run_id"]
 
@@ -70,7 +70,7 @@ class RunStore:
 
     def load(self, run_id: str) -> dict[str, Any]:
         """The stored document of ``run_id`` (as written; check it with
-        :func:`~resque_core.documents.check_run`).
+        :func:`~resque_core.store.documents.check_run`).
 
         Raises ConfigError for an invalid id, a missing run, or a file that is not readable
         JSON: ``stored run '…' is unreadable (not complete JSON: …); …``.

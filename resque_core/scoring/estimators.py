@@ -6,7 +6,7 @@ Definitions follow Sangarya & Kim, AAAI 2025, as fixed by the authors' reference
 * RESQUE_dist: for every class c present in both sets, the angle between the per-class sums of
   pooled activations on the source and on the shifted data, ``arccos(<s_c/|s_c|, s'_c/|s'_c|>)/pi``
   in [0, 1]; the index is the mean over those classes. Sums and means give the same angle, so the
-  sums can be accumulated batch by batch (:func:`resque_core.features.class_sums` fills a
+  sums can be accumulated batch by batch (:func:`resque_core.scoring.features.class_sums` fills a
   :class:`ClassSums`).
 * RESQUE_task: k-means with K clusters on the new task's embeddings, initialised at the true class
   centroids (one init, Lloyd), and ``1 - ARI(true labels, cluster labels)``. K, the work of one
@@ -22,8 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-from . import limits
-from .errors import DataError
+from .. import limits
+from ..errors import DataError
 
 __all__ = [
     "ClassSums",
@@ -41,7 +41,7 @@ _INITS: tuple[str, ...] = ("centroid", "k-means++")
 
 class ClassSums:
     """Per-class sums of feature vectors: ``sums`` float64 [K, D], ``counts`` int64 [K], zero
-    at first. :func:`resque_core.features.class_sums` adds each batch on the model's device;
+    at first. :func:`resque_core.scoring.features.class_sums` adds each batch on the model's device;
     memory is O(K x D) whatever the number of samples.
     """
 

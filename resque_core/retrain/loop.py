@@ -13,15 +13,17 @@ accuracy is also measured before the first epoch: a model that already meets the
 Per epoch (:class:`EpochRecord`): train / held-out accuracy and mean loss, global L2 gradient
 norm (mean over the epoch's batches, and the last batch's as in the reference), RMS parameter
 change from the start and from the previous epoch, wall time, energy (from a
-:class:`~resque_core.energy.Meter`, with its method) and CO2. A cancelled or failed run returns
+:class:`~resque_core.measure.energy.Meter`, with its method) and CO2. A cancelled or failed run
+returns
 the epochs it finished, and the energy of the unfinished epoch is still counted in the total.
 
 Candidate data (:func:`candidate_data`): for a synthetic shift, the images the
-:class:`~resque_core.pipeline.Scorer` corrupts and scores (the shifted role of the source data,
-same preprocessing, the same :func:`~resque_core.shifts.shifted_chunks` with the run's seed);
+:class:`~resque_core.scoring.scorer.Scorer` corrupts and scores (the shifted role of the source
+data,
+same preprocessing, the same :func:`~resque_core.data.shifts.shifted_chunks` with the run's seed);
 for real shifted data, those images relabelled to the source classes by name; for a task, the
 task's data. Each is split per class 80/20 into train / held-out (seeded,
-:func:`~resque_core.data.stratified_split`).
+:func:`~resque_core.data.sources.stratified_split`).
 
 Augmentation is batched and seeded (``torch.Generator``), so it runs on any device and a CPU run
 is reproducible bit for bit: ``reference`` = random horizontal flip, rotation within +-25 deg,
@@ -46,14 +48,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .carbon import CarbonIntensity, carbon_intensity, co2_kg
-from .energy import EnergyReading, Meter, make_meter
-from .errors import ConfigError, DataError
-from .units import joules_to_kwh
+from ..errors import ConfigError, DataError
+from ..measure.carbon import CarbonIntensity, carbon_intensity, emissions_kg
+from ..measure.energy import EnergyReading, Meter, make_meter
+from ..measure.units import joules_to_kwh
 
 if TYPE_CHECKING:
-    from .pipeline import Progress, Scorer
-    from .plans import Candidate, Plan
+    from ..plans import Candidate, Plan
+    from ..scoring.scorer import Progress, Scorer
 
 __all__ = [
     "AUGMENTATIONS",
@@ -240,7 +242,7 @@ class RetrainResult:
 
     @property
     def co2_kg(self) -> float:
-        return co2_kg(self.energy_kwh, self.intensity)
+        return emissions_kg(self.energy_kwh, self.intensity)
 
     @property
     def grad_norm(self) -> float | None:
@@ -482,7 +484,7 @@ class _Trainer:
 
 
 def _resolve_device(name: str) -> torch.device:
-    from .pipeline import resolve_device
+    from ..scoring.scorer import resolve_device
 
     return resolve_device(name)
 
@@ -696,7 +698,7 @@ def _epoch(
 def _with_energy(
     record: EpochRecord, reading: EnergyReading, intensity: CarbonIntensity
 ) -> EpochRecord:
-    return replace(record, energy_kwh=reading.kwh, co2_kg=co2_kg(reading.kwh, intensity))
+    return replace(record, energy_kwh=reading.kwh, co2_kg=emissions_kg(reading.kwh, intensity))
 
 
 # ----------------------------------------------------------------------------- probe
@@ -786,14 +788,15 @@ def candidate_data(
     """The candidate's images, split stratified into train / held-out by
     ``config.held_out_fraction`` with ``config.seed``. For a synthetic shift these are the
     images the scorer corrupts and scores: the shifted role of the source data
-    (:func:`~resque_core.data.synthetic_shift_roles`, the run's seed), through
-    :func:`~resque_core.shifts.shifted_chunks` with the run's seed. ``config.max_samples_per_class``
+    (:func:`~resque_core.data.sources.synthetic_shift_roles`, the run's seed), through
+    :func:`~resque_core.data.shifts.shifted_chunks` with the run's seed.
+    ``config.max_samples_per_class``
     then picks rows of that set without redrawing their noise. Images are shifted on the scorer's
     device and returned on the CPU; the scorer supplies data loading, preprocessing, the device
     and the checkpoint's input channels."""
-    from . import data as data_mod
-    from .pipeline import Scorer
-    from .shifts import parse_shift, shifted_chunks
+    from ..data import sources as data_mod
+    from ..data.shifts import parse_shift, shifted_chunks
+    from ..scoring.scorer import Scorer
 
     config = config or RetrainConfig()
     source_spec = plan.resolve(plan.source)

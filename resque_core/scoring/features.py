@@ -1,7 +1,8 @@
 """Batched forward passes that turn images into per-class activation sums or embeddings.
 
-Inputs arrive as already prepared, normalised batches (see :mod:`resque_core.pipeline`); this
-module only runs the model up to the chosen layer (:func:`resque_core.hooks.tap` cuts the forward
+Inputs arrive as already prepared, normalised batches (see :mod:`resque_core.scoring.scorer`); this
+module only runs the model up to the chosen layer (:func:`resque_core.model.hooks.tap` cuts the
+forward
 pass short there), reduces each activation to a vector (:func:`pool`) and accumulates.
 Nothing here mutates the model: it must already be in eval mode on the right device.
 """
@@ -15,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..model.hooks import tap
 from .estimators import ClassSums
-from .hooks import tap
 
 __all__ = ["Batch", "Embeddings", "class_sums", "embeddings", "pool"]
 

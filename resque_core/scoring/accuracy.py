@@ -3,7 +3,7 @@
 :func:`held_out` picks a seeded, stratified part of a labelled set (the split
 ``scripts/build_zoo.py`` keeps out of the demo model's training, so the demo's accuracy here is
 its true held-out accuracy); :func:`accuracy` is the model's top-1 accuracy on a set of images,
-fed exactly as RESQUE feeds them (:class:`~resque_core.data.Preprocess`).
+fed exactly as RESQUE feeds them (:class:`~resque_core.data.sources.Preprocess`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from .checkpoints import LoadedCheckpoint
-from .data import ImageSet, Preprocess
-from .errors import ConfigError, DataError
+from ..data.sources import ImageSet, Preprocess
+from ..errors import ConfigError, DataError
+from ..model.checkpoints import LoadedCheckpoint
 
 __all__ = ["HELD_OUT_FRACTION", "accuracy", "held_out"]
 

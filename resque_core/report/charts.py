@@ -2,10 +2,10 @@
 
 Pure figure builders (no streamlit): the dashboard draws them with ``st.plotly_chart`` and reports
 can export them with kaleido. Results come as the candidates and retrained runs of a run
-document (:class:`resque_core.documents.CandidateDoc`: ``id``, ``kind`` "dist" | "task",
+document (:class:`resque_core.store.documents.CandidateDoc`: ``id``, ``kind`` "dist" | "task",
 ``label``, ``status``, ``rank``, ``resque``, ``shift``/``severity`` for synthetic shifts,
-``score.per_class``; :class:`~resque_core.documents.RetrainedDoc`), so a stored run
-(:class:`resque_core.runs.RunStore`) redraws unchanged.
+``score.per_class``; :class:`~resque_core.store.documents.RetrainedDoc`), so a stored run
+(:class:`resque_core.store.runs.RunStore`) redraws unchanged.
 
 RESQUE_dist and RESQUE_task are on different scales, so no figure puts both on one value axis.
 
@@ -25,9 +25,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .documents import scored
-from .errors import ConfigError
-from .kinds import ESTIMATOR_KINDS, EstimatorKind
+from ..errors import ConfigError
+from ..kinds import ESTIMATOR_KINDS, EstimatorKind
+from ..store.documents import scored
 
 __all__ = [
     "KIND_TITLES",

@@ -1,0 +1,41 @@
+"""cost: see docs/ARCHITECTURE.md."""
+
+from .predict import (
+    CALIBRATION_FILE,
+    LEVEL,
+    MIN_POINTS,
+    PRIORS,
+    Calibration,
+    CandidateCost,
+    CostOptions,
+    CostSettings,
+    Prediction,
+    calibration_key,
+    fit_calibration,
+    load_calibrations,
+    over_budget,
+    predict_candidates,
+    predict_cost,
+    probe_candidate,
+    save_calibrations,
+)
+
+__all__ = [
+    "CALIBRATION_FILE",
+    "Calibration",
+    "CandidateCost",
+    "CostOptions",
+    "CostSettings",
+    "LEVEL",
+    "MIN_POINTS",
+    "PRIORS",
+    "Prediction",
+    "calibration_key",
+    "fit_calibration",
+    "load_calibrations",
+    "over_budget",
+    "predict_candidates",
+    "predict_cost",
+    "probe_candidate",
+    "save_calibrations",
+]

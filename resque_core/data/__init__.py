@@ -1,0 +1,57 @@
+"""data: see docs/ARCHITECTURE.md."""
+
+from .shifts import (
+    SEVERITIES,
+    SHIFT_CHUNK,
+    ShiftSpec,
+    apply_shift,
+    available_shifts,
+    parse_shift,
+    shift_table,
+    shifted_chunks,
+)
+from .sources import (
+    BUILTINS,
+    FASHION_MNIST_CLASSES,
+    TORCHVISION_DATASETS,
+    ImageSet,
+    Preprocess,
+    data_fingerprint,
+    load_data,
+    parse_floats,
+    parse_image_size,
+    stratified_split,
+    subsample_per_class,
+    synthetic_shift_roles,
+)
+from .synthetic import DESCRIPTIONS, SYNTHETIC, Arrays, digits_mod3, digits_parity, letters, shapes
+
+__all__ = [
+    "Arrays",
+    "BUILTINS",
+    "DESCRIPTIONS",
+    "FASHION_MNIST_CLASSES",
+    "ImageSet",
+    "Preprocess",
+    "SEVERITIES",
+    "SHIFT_CHUNK",
+    "SYNTHETIC",
+    "ShiftSpec",
+    "TORCHVISION_DATASETS",
+    "apply_shift",
+    "available_shifts",
+    "data_fingerprint",
+    "digits_mod3",
+    "digits_parity",
+    "letters",
+    "load_data",
+    "parse_floats",
+    "parse_image_size",
+    "parse_shift",
+    "shapes",
+    "shift_table",
+    "shifted_chunks",
+    "stratified_split",
+    "subsample_per_class",
+    "synthetic_shift_roles",
+]

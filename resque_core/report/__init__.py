@@ -1,0 +1,45 @@
+"""report: see docs/ARCHITECTURE.md."""
+
+from .charts import (
+    KIND_TITLES,
+    MEASURE_TITLES,
+    class_heatmap,
+    layer_sweep,
+    predicted_vs_measured,
+    ranking_bars,
+    severity_lines,
+    shift_preview,
+    training_curves,
+)
+from .export import (
+    FORMATS,
+    Export,
+    ReportFormat,
+    decision,
+    export_run,
+    find_chromium,
+    import_run,
+    load_run,
+    render,
+)
+
+__all__ = [
+    "Export",
+    "FORMATS",
+    "KIND_TITLES",
+    "MEASURE_TITLES",
+    "ReportFormat",
+    "class_heatmap",
+    "decision",
+    "export_run",
+    "find_chromium",
+    "import_run",
+    "layer_sweep",
+    "load_run",
+    "predicted_vs_measured",
+    "ranking_bars",
+    "render",
+    "severity_lines",
+    "shift_preview",
+    "training_curves",
+]

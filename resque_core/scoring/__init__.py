@@ -1,0 +1,37 @@
+"""scoring: see docs/ARCHITECTURE.md."""
+
+from .accuracy import HELD_OUT_FRACTION, accuracy, held_out
+from .estimators import (
+    ClassSums,
+    DistValue,
+    TaskValue,
+    class_angles,
+    resque_dist,
+    resque_task,
+    resque_task_variants,
+)
+from .features import Batch, Embeddings, class_sums, embeddings, pool
+from .scorer import ModelConfig, RunConfig, Score, Scorer, resolve_device
+
+__all__ = [
+    "Batch",
+    "ClassSums",
+    "DistValue",
+    "Embeddings",
+    "HELD_OUT_FRACTION",
+    "ModelConfig",
+    "RunConfig",
+    "Score",
+    "Scorer",
+    "TaskValue",
+    "accuracy",
+    "class_angles",
+    "class_sums",
+    "embeddings",
+    "held_out",
+    "pool",
+    "resolve_device",
+    "resque_dist",
+    "resque_task",
+    "resque_task_variants",
+]
