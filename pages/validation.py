@@ -5,7 +5,7 @@ import streamlit as st
 from resque_core.cost.predict import CostSettings, calibration_key, load_calibrations
 from resque_core.measure.carbon import carbon_intensity
 from resque_core.measure.energy import make_meter
-from resque_core.retrain.loop import AUGMENTATIONS, RetrainConfig
+from resque_core.retrain import AUGMENTATIONS, RetrainConfig
 from resque_core.validation import ValidationJob, suggest_candidates
 from ui import cached, jobs, state, views, widgets
 from ui.feedback import user_errors

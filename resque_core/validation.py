@@ -46,7 +46,7 @@ from .kinds import ESTIMATOR_KINDS
 from .measure.energy import Meter, make_meter
 from .plans import Candidate, Plan
 from .ranking import environment, rank_plan
-from .retrain.loop import (
+from .retrain import (
     EnergyProbe,
     EpochRecord,
     RetrainConfig,

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from resque_core.cost.predict import CostSettings, fit_calibration, predict_cost  # noqa: E402
 from resque_core.measure.carbon import carbon_intensity  # noqa: E402
 from resque_core.plans import DEMO_PLAN, load_plan  # noqa: E402
-from resque_core.retrain.loop import EnergyProbe, RetrainConfig  # noqa: E402
+from resque_core.retrain import EnergyProbe, RetrainConfig  # noqa: E402
 from resque_core.store.cache import ResultStore  # noqa: E402
 from resque_core.store.runs import RunStore  # noqa: E402
 from resque_core.validation import MEASURES, validate_plan  # noqa: E402

@@ -21,7 +21,7 @@ from resque_core.cost.predict import (
 from resque_core.errors import ConfigError
 from resque_core.kinds import ESTIMATOR_KINDS
 from resque_core.measure.carbon import carbon_intensity
-from resque_core.retrain.loop import EnergyProbe
+from resque_core.retrain import EnergyProbe
 
 
 def _probe(joules: float = 3600.0, sd: float = 0.0) -> EnergyProbe:

@@ -12,7 +12,7 @@ from resque_core.errors import ConfigError
 from resque_core.measure.carbon import carbon_intensity
 from resque_core.plans import plan_from_dict
 from resque_core.ranking import CandidateResult, rank_plan
-from resque_core.retrain.loop import RetrainConfig
+from resque_core.retrain import RetrainConfig
 from resque_core.scoring.scorer import Scorer
 from resque_core.store.cache import ResultStore
 

@@ -27,7 +27,7 @@ from resque_core.plans import DEMO_PLAN, Candidate, load_plan
 from resque_core.ranking import COST_ORDERINGS, CandidateResult, Ranking
 from resque_core.report import charts as charts
 from resque_core.report import export as report
-from resque_core.retrain.loop import EnergyProbe, EpochRecord, RetrainConfig, RetrainResult
+from resque_core.retrain import EnergyProbe, EpochRecord, RetrainConfig, RetrainResult
 from resque_core.scoring.scorer import Score
 from resque_core.store.runs import RunStore
 from resque_core.validation import Validation, ValidationRun, correlations

@@ -10,7 +10,7 @@ from resque_core.errors import ConfigError, DataError
 from resque_core.measure.carbon import carbon_intensity
 from resque_core.measure.energy import ReplayMeter
 from resque_core.plans import DEMO_DIR
-from resque_core.retrain.loop import (
+from resque_core.retrain import (
     RetrainConfig,
     RetrainData,
     augment,
@@ -334,7 +334,7 @@ def _rows(x: torch.Tensor, y: torch.Tensor) -> list[bytes]:
 
 
 def test_retraining_a_shift_sees_exactly_the_images_that_were_scored(monkeypatch):
-    from resque_core.retrain.loop import candidate_data
+    from resque_core.retrain import candidate_data
     from resque_core.scoring import scorer as pipeline
     from resque_core.scoring.scorer import Scorer
 

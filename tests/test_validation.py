@@ -13,7 +13,7 @@ from resque_core.errors import ConfigError
 from resque_core.measure.carbon import carbon_intensity
 from resque_core.measure.energy import ReplayMeter
 from resque_core.plans import plan_from_dict
-from resque_core.retrain.loop import RetrainConfig
+from resque_core.retrain import RetrainConfig
 from resque_core.store.runs import RunStore
 from resque_core.validation import (
     MEASURES,

@@ -157,7 +157,7 @@ def add_cost_options(p: argparse.ArgumentParser) -> None:
 
 def retrain_config(args: argparse.Namespace, plan, **limits):
     """The retraining procedure from the shared options (engine defaults where not given)."""
-    from ..retrain.loop import RetrainConfig
+    from ..retrain import RetrainConfig
 
     given = {
         "target_accuracy": args.target_accuracy,

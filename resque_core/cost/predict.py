@@ -10,7 +10,7 @@ Three pieces, three uncertainties:
    :data:`MIN_POINTS` usable local measurements a documented :data:`PRIORS` entry is used and
    marked ``"basis": "prior"``.
 2. **Energy per epoch** from a short measured probe on the candidate
-   (:func:`~resque_core.retrain.loop.probe_epoch_energy`); its uncertainty is the spread (standard
+   (:func:`~resque_core.retrain.probe.probe_epoch_energy`); its uncertainty is the spread (standard
    deviation) of the probe's repeated windows, not the standard error of their mean: the
    extrapolation from a few batches to an epoch has errors that repeating the same windows does
    not reveal.
@@ -50,7 +50,7 @@ from ..kinds import ESTIMATOR_KINDS, EstimatorKind
 from ..measure import units as units
 from ..measure.carbon import CarbonIntensity, emissions_kg
 from ..measure.energy import Meter, make_meter
-from ..retrain.loop import (
+from ..retrain import (
     EnergyProbe,
     RetrainConfig,
     RetrainData,
@@ -228,7 +228,7 @@ def fit_calibration(
 # ----------------------------------------------------------------------------- storage
 def calibration_key(checkpoint_sha256: str, procedure: dict[str, Any]) -> str:
     """Key of a calibration: the checkpoint's content and the retraining procedure
-    (:meth:`~resque_core.retrain.loop.RetrainConfig.procedure`)."""
+    (:meth:`~resque_core.retrain.config.RetrainConfig.procedure`)."""
     return canonical_key("calibration", {"sha256": checkpoint_sha256, "procedure": procedure})
 
 

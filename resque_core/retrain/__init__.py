@@ -1,6 +1,14 @@
-"""retrain: see docs/ARCHITECTURE.md."""
+"""retrain: fine-tune a copy of a checkpoint on a candidate and measure what it costs.
 
-from .loop import (
+config (settings and records), augment (seeded batch augmentation), trainer (the model copy, its
+optimizer, one step, evaluation), loop (epochs, stopping rules, :func:`retrain`), probe (energy
+of one epoch from a few batches), candidates (a candidate's train / held-out data). See
+docs/ARCHITECTURE.md.
+"""
+
+from .augment import augment
+from .candidates import candidate_data
+from .config import (
     AUGMENTATIONS,
     OPTIMIZERS,
     EnergyProbe,
@@ -8,12 +16,10 @@ from .loop import (
     RetrainConfig,
     RetrainData,
     RetrainResult,
-    augment,
-    candidate_data,
-    prepare_model,
-    probe_epoch_energy,
-    retrain,
 )
+from .loop import retrain
+from .probe import probe_epoch_energy
+from .trainer import prepare_model
 
 __all__ = [
     "AUGMENTATIONS",

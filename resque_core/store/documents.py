@@ -206,14 +206,14 @@ class EpochDoc(TypedDict):
 
 
 class RetrainDoc(TypedDict):
-    """The full retraining record (:meth:`resque_core.retrain.loop.RetrainResult.to_dict`)."""
+    """The full retraining record (:meth:`resque_core.retrain.config.RetrainResult.to_dict`)."""
 
     records: list[EpochDoc]
 
 
 class ProbeDoc(TypedDict):
     """The energy probe behind a prediction
-    (:meth:`resque_core.retrain.loop.EnergyProbe.to_dict`)."""
+    (:meth:`resque_core.retrain.config.EnergyProbe.to_dict`)."""
 
     basis: NotRequired[str]
 
@@ -257,7 +257,7 @@ class CorrelationDoc(TypedDict):
 
 
 class RetrainConfigDoc(TypedDict):
-    """The retraining settings (:meth:`resque_core.retrain.loop.RetrainConfig.to_dict`)."""
+    """The retraining settings (:meth:`resque_core.retrain.config.RetrainConfig.to_dict`)."""
 
     target_accuracy: float
 

@@ -14,7 +14,7 @@ from resque_core.cost.predict import CostSettings
 from resque_core.measure.carbon import carbon_intensity
 from resque_core.plans import plan_from_dict
 from resque_core.ranking import rank_plan
-from resque_core.retrain.loop import RetrainConfig
+from resque_core.retrain import RetrainConfig
 from resque_core.store.cache import ResultStore
 from resque_core.store.documents import check_run
 from resque_core.store.runs import RunStore
