@@ -19,6 +19,7 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from resque_core import report
 from resque_core.cli import main
 from resque_core.cost.predict import PRIORS, CostSettings, predict_cost
 from resque_core.errors import ConfigError
@@ -26,7 +27,6 @@ from resque_core.measure.carbon import carbon_intensity
 from resque_core.plans import DEMO_PLAN, Candidate, load_plan
 from resque_core.ranking import COST_ORDERINGS, CandidateResult, Ranking
 from resque_core.report import charts as charts
-from resque_core.report import export as report
 from resque_core.retrain import EnergyProbe, EpochRecord, RetrainConfig, RetrainResult
 from resque_core.scoring.scorer import Score
 from resque_core.store.runs import RunStore

@@ -1,5 +1,6 @@
 """report: see docs/ARCHITECTURE.md."""
 
+from . import charts
 from .charts import (
     KIND_TITLES,
     MEASURE_TITLES,
@@ -15,13 +16,13 @@ from .export import (
     FORMATS,
     Export,
     ReportFormat,
-    decision,
     export_run,
-    find_chromium,
     import_run,
     load_run,
     render,
 )
+from .lead import decision
+from .pdf import find_chromium
 
 __all__ = [
     "Export",
@@ -29,6 +30,7 @@ __all__ = [
     "KIND_TITLES",
     "MEASURE_TITLES",
     "ReportFormat",
+    "charts",
     "class_heatmap",
     "decision",
     "export_run",
