@@ -5,8 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from resque_core.data import BUILTINS
 from resque_core.data.shifts import shift_table
-from resque_core.data.sources import BUILTINS
 from resque_core.plans import load_plan
 from resque_core.report import charts as charts
 from ui import cached, state, widgets

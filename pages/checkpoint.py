@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from resque_core.data.sources import parse_floats, parse_image_size
+from resque_core.data import parse_floats, parse_image_size
 from resque_core.model.archs import available_archs
 from resque_core.model.checkpoints import default_layer
 from resque_core.scoring.accuracy import HELD_OUT_FRACTION

@@ -76,7 +76,7 @@ def bench_dist(tmp: Path, n: int, batch_size: int, device: str, repeats: int) ->
 
     # The same images RESQUE reads: the clean role then the shifted role (the two roles share
     # part of the data, so this is more images than the file holds).
-    from resque_core.data.sources import synthetic_shift_roles
+    from resque_core.data import synthetic_shift_roles
 
     dataset = scorer.dataset(data)
     clean_idx, shifted_idx = synthetic_shift_roles(dataset.labels.numpy(), seed=run.seed)
@@ -121,7 +121,7 @@ def bench_dist(tmp: Path, n: int, batch_size: int, device: str, repeats: int) ->
 
 def _reference_value(scorer: Scorer, data: str) -> float:
     """RESQUE_dist as the reference computes it: per class, one image at a time."""
-    from resque_core.data import sources as data_mod
+    from resque_core import data as data_mod
     from resque_core.data.shifts import parse_shift, shifted_chunks
 
     images = scorer.dataset(data)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from resque_core._util import sha256_file  # noqa: E402
 from resque_core._version import __version__  # noqa: E402
-from resque_core.data.sources import Preprocess, load_data, subsample_per_class  # noqa: E402
+from resque_core.data import Preprocess, load_data, subsample_per_class  # noqa: E402
 from resque_core.errors import ResqueError  # noqa: E402
 from resque_core.model.archs import build_model  # noqa: E402
 from resque_core.scoring.accuracy import HELD_OUT_FRACTION, held_out  # noqa: E402

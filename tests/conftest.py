@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from resque_core.data.sources import Preprocess, load_data
+from resque_core.data import Preprocess, load_data
 from resque_core.model.archs import build_model
 
 

@@ -14,8 +14,7 @@ import torch
 from PIL import Image
 
 from resque_core import limits
-from resque_core.data import sources as data
-from resque_core.data.sources import (
+from resque_core.data import (
     FASHION_MNIST_CLASSES,
     ImageSet,
     Preprocess,
@@ -27,6 +26,7 @@ from resque_core.data.sources import (
     subsample_per_class,
     synthetic_shift_roles,
 )
+from resque_core.data import builtins as data_builtins
 from resque_core.errors import ConfigError, DataError
 
 
@@ -203,7 +203,7 @@ def test_fashion_mnist_from_the_env_folder(tmp_path, monkeypatch, gz):
 
 
 def test_fashion_mnist_from_a_torchvision_root(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_FASHION_DEFAULT_DIR", tmp_path / "none")
+    monkeypatch.setattr(data_builtins, "_FASHION_DEFAULT_DIR", tmp_path / "none")
     monkeypatch.delenv("RESQUE_FASHION_MNIST_DIR", raising=False)
     _mnist_files(tmp_path / "tv" / "FashionMNIST" / "raw", gz=False)
     monkeypatch.setenv("RESQUE_FASHION_MNIST_ROOT", str(tmp_path / "tv"))
@@ -211,7 +211,7 @@ def test_fashion_mnist_from_a_torchvision_root(tmp_path, monkeypatch):
 
 
 def test_fashion_mnist_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_FASHION_DEFAULT_DIR", tmp_path / "none")
+    monkeypatch.setattr(data_builtins, "_FASHION_DEFAULT_DIR", tmp_path / "none")
     monkeypatch.setenv("RESQUE_FASHION_MNIST_DIR", str(tmp_path))
     monkeypatch.delenv("RESQUE_FASHION_MNIST_ROOT", raising=False)
     with _raises(

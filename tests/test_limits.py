@@ -27,7 +27,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from resque_core import limits
-from resque_core.data.sources import ImageSet, data_fingerprint, load_data, parse_image_size
+from resque_core.data import ImageSet, data_fingerprint, load_data, parse_image_size
 from resque_core.errors import ConfigError, DataError
 from resque_core.plans import plan_from_dict
 from resque_core.scoring.estimators import resque_task
@@ -114,7 +114,7 @@ _CHILD = textwrap.dedent(
     """
     import json, resource, sys
     from resque_core import limits
-    from resque_core.data.sources import load_data
+    from resque_core.data import load_data
     from resque_core.errors import DataError
 
     def peak_mb():

@@ -67,7 +67,7 @@ def test_source_side_is_shared_between_shift_candidates(digits_checkpoint, tmp_p
 
 
 def test_task_variants_and_relabel_invariance(digits_checkpoint, tmp_path):
-    from resque_core.data.sources import load_data
+    from resque_core.data import load_data
 
     digits = load_data("builtin:digits")
     x = digits.images[:, 0].numpy()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from resque_core._util import sha256_file
+from resque_core.data import Preprocess, load_data
 from resque_core.data.shifts import parse_shift
-from resque_core.data.sources import Preprocess, load_data
 from resque_core.model.checkpoints import load_checkpoint
 from resque_core.plans import load_plan
 from resque_core.ranking import rank_plan

@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from resque_core.data import sources as data_mod
+from resque_core import data as data_mod
 from resque_core.data.shifts import apply_shift, parse_shift
 from resque_core.errors import ConfigError
 from resque_core.model.checkpoints import LayerInfo, LoadedCheckpoint, list_layers, load_checkpoint

@@ -78,7 +78,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def model_config(args: argparse.Namespace):
-    from ..data.sources import parse_floats, parse_image_size
+    from ..data import parse_floats, parse_image_size
     from ..scoring.scorer import ModelConfig
 
     return ModelConfig(

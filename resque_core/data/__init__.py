@@ -1,5 +1,9 @@
 """data: see docs/ARCHITECTURE.md."""
 
+from .builtins import FASHION_MNIST_CLASSES
+from .fingerprint import data_fingerprint
+from .images import ImageSet
+from .preprocess import Preprocess, parse_floats, parse_image_size
 from .shifts import (
     SEVERITIES,
     SHIFT_CHUNK,
@@ -10,20 +14,9 @@ from .shifts import (
     shift_table,
     shifted_chunks,
 )
-from .sources import (
-    BUILTINS,
-    FASHION_MNIST_CLASSES,
-    TORCHVISION_DATASETS,
-    ImageSet,
-    Preprocess,
-    data_fingerprint,
-    load_data,
-    parse_floats,
-    parse_image_size,
-    stratified_split,
-    subsample_per_class,
-    synthetic_shift_roles,
-)
+from .sources import load_data
+from .specs import BUILTINS, TORCHVISION_DATASETS
+from .splits import stratified_split, subsample_per_class, synthetic_shift_roles
 from .synthetic import DESCRIPTIONS, SYNTHETIC, Arrays, digits_mod3, digits_parity, letters, shapes
 
 __all__ = [

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from ..data.sources import ImageSet, Preprocess
+from ..data import ImageSet, Preprocess
 from ..errors import ConfigError, DataError
 from ..model.checkpoints import LoadedCheckpoint
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
+from .. import data as data_mod
 from .._util import regular_file
-from ..data import sources as data_mod
 from ..data.shifts import ShiftSpec, parse_shift, shifted_chunks
 from ..errors import Cancelled, CheckpointError, ConfigError, DataError
 from ..limits import check_task_classes, model_input_size

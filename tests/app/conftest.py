@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resque_core.data.sources import load_data
+from resque_core.data import load_data
 
 
 @pytest.fixture(scope="session")
