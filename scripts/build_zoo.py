@@ -6,7 +6,7 @@
 
 The digits model: ``small_cnn`` (1 input channel, 10 classes) trained on scikit-learn's
 handwritten digits (8x8), inputs scaled to [0, 1] and normalised with mean 0.5 / std 0.5 (the
-engine's :class:`~resque_core.data.sources.Preprocess` defaults, so the model sees exactly what
+engine's :class:`~resque_core.data.preprocess.Preprocess` defaults, so the model sees exactly what
 RESQUE
 feeds it), on a seeded stratified 80/20 train / held-out split. Adam (lr 1e-3, weight decay 1e-5,
 the reference's settings), batch 32, no augmentation. One CPU thread and deterministic algorithms

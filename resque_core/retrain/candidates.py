@@ -4,7 +4,7 @@ For a synthetic shift, the images the :class:`~resque_core.scoring.scorer.Scorer
 scores (the shifted role of the source data, same preprocessing, the same
 :func:`~resque_core.data.shifts.shifted_chunks` with the run's seed); for real shifted data, those
 images relabelled to the source classes by name; for a task, the task's data. Each is split per
-class 80/20 into train / held-out (seeded, :func:`~resque_core.data.sources.stratified_split`).
+class 80/20 into train / held-out (seeded, :func:`~resque_core.data.splits.stratified_split`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def candidate_data(
     """The candidate's images, split stratified into train / held-out by
     ``config.held_out_fraction`` with ``config.seed``. For a synthetic shift these are the
     images the scorer corrupts and scores: the shifted role of the source data
-    (:func:`~resque_core.data.sources.synthetic_shift_roles`, the run's seed), through
+    (:func:`~resque_core.data.splits.synthetic_shift_roles`, the run's seed), through
     :func:`~resque_core.data.shifts.shifted_chunks` with the run's seed.
     ``config.max_samples_per_class``
     then picks rows of that set without redrawing their noise. Images are shifted on the scorer's

@@ -6,7 +6,7 @@ activation sums in memory, and caches them on disk too, so that many candidates 
 the source-side work.
 
 Order of operations for every image: uint8 -> [0, 1] float -> resize / channel conversion to the
-model's input (:class:`~resque_core.data.sources.Preprocess`) -> synthetic shift (if any) ->
+model's input (:class:`~resque_core.data.preprocess.Preprocess`) -> synthetic shift (if any) ->
 normalise ->
 model. Shift noise is drawn per fixed chunk of 256 selected images from a generator seeded by
 (seed, chunk number), so results do not depend on the batch size.
