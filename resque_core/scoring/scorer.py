@@ -7,9 +7,8 @@ the source-side work.
 
 Order of operations for every image: uint8 -> [0, 1] float -> resize / channel conversion to the
 model's input (:class:`~resque_core.data.preprocess.Preprocess`) -> synthetic shift (if any) ->
-normalise ->
-model. Shift noise is drawn per fixed chunk of 256 selected images from a generator seeded by
-(seed, chunk number), so results do not depend on the batch size.
+normalise -> model. Shift noise is drawn per fixed chunk of 256 selected images from a generator
+seeded by (seed, chunk number), so results do not depend on the batch size.
 """
 
 from __future__ import annotations
