@@ -29,7 +29,7 @@ import torch
 from ._version import __version__
 from .cost.predict import CandidateCost, CostOptions, Prediction, predict_candidates
 from .data.shifts import parse_shift
-from .errors import Cancelled, ConfigError, ResqueError
+from .errors import Cancelled, CheckpointError, ConfigError, ResqueError
 from .plans import Candidate, Plan
 from .scoring.scorer import Progress, Score, Scorer
 from .store.cache import ResultStore
@@ -234,6 +234,10 @@ def rank_plan(
         except Cancelled:
             cancelled = True
             break
+        except CheckpointError:
+            # The checkpoint is every candidate's: a file that cannot (or must not) be loaded is
+            # the plan's error, not one candidate's. Finished scores stay in the result cache.
+            raise
         except ResqueError as e:
             result.error = str(e)
         results.append(result)

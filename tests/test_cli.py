@@ -240,18 +240,13 @@ def trusted_plan(tmp_path, monkeypatch):
 def test_rank_ignores_a_plans_trust_and_runs_no_code_from_the_pickle(capsys, trusted_plan):
     plan, checkpoint, cls, marker = trusted_plan
     code, out, err = run(capsys, "rank", "--plan", str(plan), "--json")
-    assert err == TRUST_WARNING
-    (row,) = json.loads(out)["candidates"]
-    assert (code, row["status"]) == (0, "failed")
-    assert row["error"] == (
-        f"checkpoint {checkpoint} contains pickled Python objects (e.g. {cls}); loading it could "
-        "run code, so it was refused; if you trust its origin, retry with --trust-checkpoint "
-        "(CLI) or the 'Trust this file' switch (app); or save model.state_dict() and pass --arch"
+    assert (code, out) == (2, "")
+    assert err == TRUST_WARNING + (
+        f"error: checkpoint {checkpoint} contains pickled Python objects (e.g. {cls}); loading it "
+        "could run code, so it was refused; if you trust its origin, retry with --trust-checkpoint "
+        "(CLI) or the 'Trust this file' switch (app); or save model.state_dict() and pass --arch\n"
     )
     assert not marker.exists()
-    # The stored run carries no trust either.
-    (stored,) = (Path(os.environ["RESQUE_CACHE_DIR"]) / "runs").glob("*.json")
-    assert "trusted" not in json.loads(stored.read_text())["plan"]["model"]
 
 
 def test_rank_trust_checkpoint_is_the_run_time_trust(capsys, trusted_plan):
@@ -261,6 +256,9 @@ def test_rank_trust_checkpoint_is_the_run_time_trust(capsys, trusted_plan):
     (row,) = json.loads(out)["candidates"]
     assert (code, row["status"]) == (0, "ok")
     assert marker.exists()
+    # The stored run carries no trust even when the run was given it.
+    (stored,) = (Path(os.environ["RESQUE_CACHE_DIR"]) / "runs").glob("*.json")
+    assert "trusted" not in json.loads(stored.read_text())["plan"]["model"]
 
 
 def test_every_command_that_runs_a_plan_takes_trust_checkpoint():

@@ -95,7 +95,7 @@ def test_cli_refuses_the_aotinductor_archive_in_one_line(capsys, evil, marker, c
 
 
 @needs_cc
-def test_rank_plan_fails_each_candidate_on_the_aotinductor_archive(capsys, evil, marker, tmp_path):
+def test_rank_plan_refuses_the_aotinductor_archive(capsys, evil, marker, tmp_path):
     plan = {
         "version": 1,
         "name": "hostile",
@@ -110,9 +110,8 @@ def test_rank_plan_fails_each_candidate_on_the_aotinductor_archive(capsys, evil,
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     code = main(["rank", "--plan", str(tmp_path / "plan.json"), "--json"])
     out, err = capsys.readouterr()
-    rows = json.loads(out)["candidates"]
-    assert code == 0 and err == ""
-    assert [(row["status"], row["error"]) for row in rows] == [("failed", _native(evil))] * 2
+    assert code == 2 and out == ""
+    assert err == f"error: {_native(evil)}\n"
     assert not marker.exists()
 
 
