@@ -5,10 +5,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from resque_core.data import BUILTINS
-from resque_core.data.shifts import shift_table
-from resque_core.plans import load_plan
-from resque_core.report import charts as charts
+from resque_core import load_plan
+from resque_core.data import BUILTINS, shift_table
+from resque_core.report import charts
 from ui import cached, state, widgets
 from ui.feedback import user_errors
 

@@ -2,11 +2,10 @@
 
 import streamlit as st
 
+from resque_core import ModelConfig
 from resque_core.data import parse_floats, parse_image_size
-from resque_core.model.archs import available_archs
-from resque_core.model.checkpoints import default_layer
-from resque_core.scoring.accuracy import HELD_OUT_FRACTION
-from resque_core.scoring.scorer import ModelConfig
+from resque_core.model import available_archs, default_layer
+from resque_core.scoring import HELD_OUT_FRACTION
 from ui import cached, state
 from ui.feedback import user_errors
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from resque_core.errors import ResqueError
+from resque_core import ResqueError
 from resque_core.store import documents as docs
 from ui import cached, views, widgets
 from ui.feedback import user_errors
@@ -88,7 +88,7 @@ with st.expander("Import a run (JSON export)", icon=":material/upload_file:"):
         help="The JSON export of a ranking or validation, for example from a colleague.",
     )
     if upload is not None and st.button("Import", key="hist_import_go", icon=":material/add:"):
-        from resque_core.report.export import import_run
+        from resque_core import import_run
 
         with user_errors("Could not import the run") as box:
             imported = import_run(upload.getvalue(), cache_dir=cached.cache_dir())

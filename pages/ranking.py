@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from resque_core.cost.predict import CostOptions, CostSettings
-from resque_core.measure.carbon import carbon_intensity
-from resque_core.ranking import ORDERINGS
-from resque_core.report import charts as charts
+from resque_core import ORDERINGS
+from resque_core.cost import CostOptions, CostSettings
+from resque_core.measure import carbon_intensity
+from resque_core.report import charts
 from resque_core.retrain import RetrainConfig
 from ui import cached, jobs, state, views, widgets
 from ui.feedback import user_errors

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from resque_core.report import charts as charts
+from resque_core.report import charts
 from ui import jobs, state
 
 st.title("Which reuse of your model is cheapest?")

@@ -2,11 +2,10 @@
 
 import streamlit as st
 
-from resque_core.cost.predict import CostSettings, calibration_key, load_calibrations
-from resque_core.measure.carbon import carbon_intensity
-from resque_core.measure.energy import make_meter
+from resque_core import ValidationJob, suggest_candidates
+from resque_core.cost import CostSettings, calibration_key, load_calibrations
+from resque_core.measure import carbon_intensity, make_meter
 from resque_core.retrain import AUGMENTATIONS, RetrainConfig
-from resque_core.validation import ValidationJob, suggest_candidates
 from ui import cached, jobs, state, views, widgets
 from ui.feedback import user_errors
 

@@ -1,6 +1,13 @@
 """resque_core: RESQUE (REpresentation Shift QUantifying Estimator) for model-reuse decisions.
 
-The engine behind the dashboard and the CLI; it never imports streamlit. Typical use::
+The engine behind the dashboard and the CLI; it never imports streamlit. This package root is
+its front door: the app, notebooks and scripts import the workflow from here, and anything more
+specific from a room's ``__init__`` (``resque_core.data``, ``resque_core.scoring``, ...).
+Typical use::
+
+    from resque_core import DEMO_PLAN, ResultStore, load_plan, rank_plan
+    ranking = rank_plan(load_plan(DEMO_PLAN), store=ResultStore())
+    [(r.candidate.id, r.score.value) for r in ranking.results if r.ok]
 
     from resque_core import ModelConfig, RunConfig, Scorer, ResultStore
     scorer = Scorer(ModelConfig("model.pt", arch="small_cnn"), RunConfig(seed=0),
@@ -18,43 +25,103 @@ from .errors import (
     ResqueError,
     ShiftError,
 )
-from .scoring.estimators import ClassSums, resque_dist, resque_task, resque_task_variants
 
-# The pipeline pulls in torch models, data and shifts: imported on first use, so that
-# `import resque_core.errors` (or the CLI's --help) stays light.
-_LAZY = {
-    "ModelConfig": "pipeline",
-    "RunConfig": "pipeline",
-    "Score": "pipeline",
-    "Scorer": "pipeline",
-    "ResultStore": "store",
+# Everything else pulls in torch, models and data: imported on first use, so that
+# `import resque_core` (and the CLI's --help) stays light. Rooms are named by their package, so a
+# module moving inside a room changes nothing here.
+_EXPORTS = {
+    "plans": (
+        "DEMO_PLAN",
+        "PLAN_VERSION",
+        "Candidate",
+        "Plan",
+        "load_plan",
+        "plan_from_dict",
+        "save_plan",
+    ),
+    "ranking": ("COST_ORDERINGS", "ORDERINGS", "CandidateResult", "Ranking", "rank_plan"),
+    "validation": (
+        "MEASURES",
+        "Validation",
+        "ValidationJob",
+        "ValidationRun",
+        "correlations",
+        "recalibrate",
+        "suggest_candidates",
+        "validate_plan",
+    ),
+    "scoring": (
+        "ClassSums",
+        "ModelConfig",
+        "RunConfig",
+        "Score",
+        "Scorer",
+        "resque_dist",
+        "resque_task",
+        "resque_task_variants",
+        "source_accuracy",
+    ),
+    "store": ("ResultStore", "RunStore"),
+    "report": ("export_run", "import_run", "load_run"),
 }
+_LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later look-ups skip this hook
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
+    "COST_ORDERINGS",
     "Cancelled",
+    "Candidate",
+    "CandidateResult",
     "CheckpointError",
     "ClassSums",
     "ConfigError",
+    "DEMO_PLAN",
     "DataError",
     "LayerError",
+    "MEASURES",
     "ModelConfig",
+    "ORDERINGS",
+    "PLAN_VERSION",
+    "Plan",
+    "Ranking",
     "ResqueError",
     "ResultStore",
     "RunConfig",
+    "RunStore",
     "Score",
     "Scorer",
     "ShiftError",
+    "Validation",
+    "ValidationJob",
+    "ValidationRun",
     "__version__",
+    "correlations",
+    "export_run",
+    "import_run",
+    "load_plan",
+    "load_run",
+    "plan_from_dict",
+    "rank_plan",
+    "recalibrate",
     "resque_dist",
     "resque_task",
     "resque_task_variants",
+    "save_plan",
+    "source_accuracy",
+    "suggest_candidates",
+    "validate_plan",
 ]

@@ -6,7 +6,8 @@ hash, architecture, classes, channels, trust and device) and loaded data sets (k
 content fingerprint). Never mutate what these functions return: the engine reads layers through
 hooks that fire only for the calling thread and are removed after use. ``st.cache_data`` keeps
 small derived values (layer lists, preview images). Values that took real compute (source
-accuracy) go to the disk cache, keyed by content like every RESQUE result.
+accuracy) go to the engine's disk cache, under the engine's keys; this module only wraps engine
+calls and keeps no keys of its own.
 
 Every function raises :class:`~resque_core.errors.ResqueError` for bad input; pages show it.
 """
@@ -17,23 +18,14 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
-import torch
 
-from resque_core import data as data_mod
-from resque_core.data.shifts import apply_shift, parse_shift
-from resque_core.errors import ConfigError
-from resque_core.model.checkpoints import LayerInfo, LoadedCheckpoint, list_layers, load_checkpoint
-from resque_core.plans import Plan
-from resque_core.scoring.accuracy import HELD_OUT_FRACTION, accuracy, held_out
-from resque_core.scoring.scorer import (
-    ModelConfig,
-    RunConfig,
-    Scorer,
-    default_image_size,
-    resolve_device,
-)
-from resque_core.store.cache import ResultStore, canonical_key, default_cache_dir
-from resque_core.store.runs import RunStore
+from resque_core import ConfigError, ModelConfig, Plan, ResultStore, RunConfig, RunStore, Scorer
+from resque_core.data import ImageSet, Preprocess, data_fingerprint, load_data
+from resque_core.data import shift_preview as _shift_preview
+from resque_core.model import LayerInfo, LoadedCheckpoint, list_layers
+from resque_core.scoring import default_image_size, resolve_device
+from resque_core.scoring import source_accuracy as _source_accuracy
+from resque_core.store import default_cache_dir
 
 __all__ = [
     "cache_dir",
@@ -43,7 +35,6 @@ __all__ = [
     "device_name",
     "input_size",
     "layers",
-    "preprocess",
     "result_store",
     "run_store",
     "shift_preview",
@@ -101,12 +92,12 @@ def _checkpoint(
     device: str,
     _path: str,
 ) -> LoadedCheckpoint:
-    ckpt = load_checkpoint(
+    model = ModelConfig(
         _path, arch=arch, num_classes=num_classes, in_channels=in_channels, trusted=trusted
     )
-    # Moved once, before it is shared; the Scorer finds it on its device and leaves it there.
-    ckpt.model.to(torch.device(device))
-    return ckpt
+    # The Scorer that loads a model puts it on its device, once, before it is shared; nothing
+    # that receives it moves it again.
+    return Scorer(model, RunConfig(device=device)).checkpoint()
 
 
 def checkpoint(model: ModelConfig, device: str) -> LoadedCheckpoint:
@@ -137,19 +128,13 @@ def layers(ckpt: LoadedCheckpoint, device: str, image_size: tuple[int, int]) -> 
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _dataset(fingerprint: str, spec: str) -> data_mod.ImageSet:
-    return data_mod.load_data(spec)
+def _dataset(fingerprint: str, spec: str) -> ImageSet:
+    return load_data(spec)
 
 
-def dataset(spec: str) -> data_mod.ImageSet:
+def dataset(spec: str) -> ImageSet:
     """The labelled images of a data spec at their native size (shared; never mutate them)."""
-    return _dataset(data_mod.data_fingerprint(spec), spec)
-
-
-def preprocess(model: ModelConfig, source: data_mod.ImageSet, channels: int) -> data_mod.Preprocess:
-    """The model's input preprocessing: ``model.image_size``, else the source's native size."""
-    size = model.image_size or tuple(source.images.shape[-2:])
-    return data_mod.Preprocess(image_size=size, channels=channels, mean=model.mean, std=model.std)
+    return _dataset(data_fingerprint(spec), spec)
 
 
 def input_size(plan: Plan, model: ModelConfig, arch: str | None) -> tuple[int, int]:
@@ -163,43 +148,18 @@ def input_size(plan: Plan, model: ModelConfig, arch: str | None) -> tuple[int, i
 
 
 def source_accuracy(plan: Plan) -> tuple[float, int]:
-    """(top-1 accuracy in [0, 1], number of images) of the plan's model on the seeded
-    ``HELD_OUT_FRACTION`` held-out part of its source data; stored in the disk cache."""
+    """(top-1 accuracy in [0, 1], number of images) of the plan's model on the seeded held-out
+    part of its source data (:func:`resque_core.scoring.source_accuracy`, disk-cached there)."""
     model, run = plan.resolved_model(), plan.run
-    source_spec = plan.resolve(plan.source)
-    device = device_name(run)
-    ckpt = checkpoint(model, device)
-    key = canonical_key(
-        "source_accuracy",
-        {
-            "sha256": ckpt.sha256,
-            "arch": model.arch,
-            "num_classes": model.num_classes,
-            "in_channels": model.in_channels,
-            "image_size": model.image_size,
-            "mean": model.mean,
-            "std": model.std,
-            "data": data_mod.data_fingerprint(source_spec),
-            "held_out": HELD_OUT_FRACTION,
-            "seed": run.seed,
-        },
+    source = plan.resolve(plan.source)
+    return _source_accuracy(
+        model,
+        run,
+        source,
+        store=result_store(),
+        checkpoint=checkpoint(model, device_name(run)),
+        images=dataset(source),
     )
-    store = result_store()
-    hit = store.get(key)
-    if hit is not None:
-        return float(hit[0]["accuracy"]), int(hit[0]["n"])
-    source = dataset(source_spec)
-    idx = held_out(source.labels.numpy(), fraction=HELD_OUT_FRACTION, seed=run.seed)
-    part = source.subset(torch.from_numpy(idx))
-    value = accuracy(
-        ckpt,
-        part,
-        preprocess(model, source, ckpt.in_channels),
-        batch_size=run.batch_size,
-        device=device,
-    )
-    store.put(key, {"accuracy": value, "n": len(idx)})
-    return value, len(idx)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -214,21 +174,17 @@ def _preview(
     seed: int,
 ) -> tuple[np.ndarray, dict[int, np.ndarray], list[str]]:
     images = dataset(spec)
-    labels = images.labels.numpy()
-    rng = np.random.default_rng(seed)
-    # One sample from each of the first n classes present, so the rows show different classes.
-    picks = [int(rng.choice(np.flatnonzero(labels == c))) for c in np.unique(labels)[:n]]
-    idx = torch.tensor(picks)
     size = image_size or tuple(images.images.shape[-2:])
-    pre = data_mod.Preprocess(image_size=size, channels=channels)
-    x = pre.to_unit(images.images[idx], device=torch.device("cpu"))
-    shifted = {}
-    for severity in severities:
-        gen = torch.Generator().manual_seed(seed)
-        shifted[severity] = apply_shift(
-            x, parse_shift(f"{shift}:{severity}"), generator=gen
-        ).numpy()
-    return x.numpy(), shifted, [images.classes[int(labels[i])] for i in picks]
+    original, shifted, rows = _shift_preview(
+        images.images,
+        images.labels,
+        shift,
+        severities,
+        to_unit=Preprocess(image_size=size, channels=channels).to_unit,
+        n=n,
+        seed=seed,
+    )
+    return original, shifted, [images.classes[int(images.labels[i])] for i in rows]
 
 
 def shift_preview(
@@ -241,9 +197,10 @@ def shift_preview(
     seed: int = 0,
 ) -> tuple[np.ndarray, dict[int, np.ndarray], list[str]]:
     """Up to ``n`` source images (one per class) in [0, 1] as the model sees them ([n, C, H, W]),
-    the same images after ``shift`` at each severity, and their class names."""
+    the same images after ``shift`` at each severity, and their class names
+    (:func:`resque_core.data.shift_preview`)."""
     return _preview(
-        data_mod.data_fingerprint(spec),
+        data_fingerprint(spec),
         spec,
         shift,
         tuple(severities),

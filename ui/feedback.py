@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from resque_core.errors import ResqueError
+from resque_core import ResqueError
 
 __all__ = ["ErrorBox", "user_errors"]
 

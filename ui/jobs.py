@@ -24,10 +24,8 @@ from typing import Any
 
 import streamlit as st
 
-from resque_core.cost.predict import CostOptions
-from resque_core.errors import ResqueError
-from resque_core.plans import Plan
-from resque_core.ranking import CandidateResult, rank_plan
+from resque_core import CandidateResult, Plan, ResqueError, rank_plan
+from resque_core.cost import CostOptions
 
 from . import cached, state
 from .feedback import user_errors

@@ -25,8 +25,7 @@ from typing import Any
 
 import streamlit as st
 
-from resque_core.errors import ResqueError
-from resque_core.plans import DEMO_PLAN, PLAN_VERSION, Plan, load_plan, plan_from_dict
+from resque_core import DEMO_PLAN, PLAN_VERSION, Plan, ResqueError, load_plan, plan_from_dict
 
 __all__ = [
     "base_dir",

@@ -13,10 +13,9 @@ from typing import Any
 
 import streamlit as st
 
-from resque_core.report import charts as charts
-from resque_core.report import export as report
+from resque_core import MEASURES, recalibrate
+from resque_core.report import FORMATS, charts, render
 from resque_core.store import documents as docs
-from resque_core.validation import MEASURES, recalibrate
 
 from . import cached, widgets
 from .feedback import user_errors
@@ -170,11 +169,11 @@ def ranking_charts(ranking: dict[str, Any], *, key_prefix: str) -> None:
 def report_downloads(run: dict[str, Any], *, key_prefix: str) -> None:
     """Download buttons for every export format of a stored run (built when clicked)."""
     run_id = run.get("run_id") or "unsaved"
-    cols = st.columns(len(report.FORMATS))
-    for col, (fmt, (ext, mime)) in zip(cols, report.FORMATS.items(), strict=True):
+    cols = st.columns(len(FORMATS))
+    for col, (fmt, (ext, mime)) in zip(cols, FORMATS.items(), strict=True):
         col.download_button(
             _FORMAT_LABELS[fmt],
-            data=lambda fmt=fmt: report.render(run, fmt),
+            data=lambda fmt=fmt: render(run, fmt),
             file_name=f"resque-{run_id}.{ext}",
             mime=mime,
             key=f"{key_prefix}_download_{fmt}",

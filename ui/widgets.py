@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from resque_core.plans import Plan
+from resque_core import Plan
 
 from . import state
 
@@ -111,8 +111,7 @@ def energy_inputs(
 ) -> tuple[str, str | None, float]:
     """Energy meter, carbon-intensity location and PUE: (meter name, ISO-3 country or None for
     the world average, PUE). Keys: ``{prefix}_meter``, ``{prefix}_country``, ``{prefix}_pue``."""
-    from resque_core.measure.carbon import countries
-    from resque_core.measure.energy import METERS
+    from resque_core.measure import METERS, countries
 
     meter = meter_col.selectbox(
         "Energy meter",

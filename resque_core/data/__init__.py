@@ -11,6 +11,7 @@ from .shifts import (
     apply_shift,
     available_shifts,
     parse_shift,
+    shift_preview,
     shift_table,
     shifted_chunks,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "parse_image_size",
     "parse_shift",
     "shapes",
+    "shift_preview",
     "shift_table",
     "shifted_chunks",
     "stratified_split",

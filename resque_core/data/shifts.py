@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +58,7 @@ __all__ = [
     "apply_shift",
     "available_shifts",
     "parse_shift",
+    "shift_preview",
     "shift_table",
     "shifted_chunks",
 ]
@@ -202,6 +203,41 @@ def shifted_chunks(
             gen.manual_seed(seed * 1_000_003 + chunk_no)
             x = apply_shift(x, spec, generator=gen)
         yield sel, x
+
+
+def shift_preview(
+    images: torch.Tensor,
+    labels: torch.Tensor | np.ndarray,
+    shift: str,
+    severities: Sequence[int],
+    *,
+    to_unit: Callable[[torch.Tensor], torch.Tensor],
+    n: int = 4,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[int, np.ndarray], np.ndarray]:
+    """A few images before and after ``shift`` at each of ``severities``, for a preview.
+
+    ``images`` uint8 (or float) [N, C, H, W] with ``labels`` int [N]; ``shift`` a shift name;
+    ``to_unit`` maps images to float [k, C', H', W'] in [0, 1] as the model sees them
+    (:meth:`~resque_core.data.Preprocess.to_unit`). Picks one image of each of the first
+    ``n`` classes present (seeded by ``seed``), so the rows show different classes. Returns
+    ``(original, shifted, rows)``: float32 [k, C', H', W'] in [0, 1]; {severity: the same images
+    shifted, same shape}, each drawn from a generator seeded with ``seed``; int64 [k] the indices
+    of the picked images in ``images``.
+    """
+    specs = [parse_shift(f"{shift}:{severity}") for severity in severities]
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    rows = np.array(
+        [int(rng.choice(np.flatnonzero(labels == c))) for c in np.unique(labels)[:n]],
+        dtype=np.int64,
+    )
+    x = to_unit(images[torch.from_numpy(rows)])
+    shifted = {}
+    for spec in specs:
+        gen = torch.Generator(device=x.device).manual_seed(seed)
+        shifted[spec.severity] = apply_shift(x, spec, generator=gen).cpu().numpy()
+    return x.cpu().numpy(), shifted, rows
 
 
 def _uniform(x: torch.Tensor, generator: torch.Generator, shape=None) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """scoring: see docs/ARCHITECTURE.md."""
 
-from .accuracy import HELD_OUT_FRACTION, accuracy, held_out
+from .accuracy import HELD_OUT_FRACTION, accuracy, held_out, source_accuracy
 from .estimators import (
     ClassSums,
     DistValue,
@@ -11,7 +11,7 @@ from .estimators import (
     resque_task_variants,
 )
 from .features import Batch, Embeddings, class_sums, embeddings, pool
-from .scorer import ModelConfig, RunConfig, Score, Scorer, resolve_device
+from .scorer import ModelConfig, RunConfig, Score, Scorer, default_image_size, resolve_device
 
 __all__ = [
     "Batch",
@@ -27,6 +27,7 @@ __all__ = [
     "accuracy",
     "class_angles",
     "class_sums",
+    "default_image_size",
     "embeddings",
     "held_out",
     "pool",
@@ -34,4 +35,5 @@ __all__ = [
     "resque_dist",
     "resque_task",
     "resque_task_variants",
+    "source_accuracy",
 ]

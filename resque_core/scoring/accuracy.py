@@ -3,20 +3,26 @@
 :func:`held_out` picks a seeded, stratified part of a labelled set (the split
 ``scripts/build_zoo.py`` keeps out of the demo model's training, so the demo's accuracy here is
 its true held-out accuracy); :func:`accuracy` is the model's top-1 accuracy on a set of images,
-fed exactly as RESQUE feeds them (:class:`~resque_core.data.sources.Preprocess`).
+fed exactly as RESQUE feeds them (:class:`~resque_core.data.Preprocess`);
+:func:`source_accuracy` is that accuracy on the held-out part of a plan's source data, kept in the
+result store.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from ..data import ImageSet, Preprocess
+from ..data import ImageSet, Preprocess, data_fingerprint, load_data
 from ..errors import ConfigError, DataError
 from ..model.checkpoints import LoadedCheckpoint
+from ..store import ResultStore, canonical_key
+from .scorer import ModelConfig, RunConfig, Scorer
 
-__all__ = ["HELD_OUT_FRACTION", "accuracy", "held_out"]
+__all__ = ["HELD_OUT_FRACTION", "accuracy", "held_out", "source_accuracy"]
 
 HELD_OUT_FRACTION = 0.2
 
@@ -93,3 +99,70 @@ def accuracy(
         y = images.labels[start : start + batch_size].to(device)
         correct += int((logits.argmax(dim=1) == y).sum())
     return correct / n
+
+
+def _weights_device(ckpt: LoadedCheckpoint) -> torch.device:
+    """Where the model's weights are (CPU for a model without any)."""
+    for tensor in itertools.chain(ckpt.model.parameters(), ckpt.model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def source_accuracy(
+    model: ModelConfig,
+    run: RunConfig,
+    source: str,
+    *,
+    store: ResultStore,
+    checkpoint: LoadedCheckpoint | None = None,
+    images: ImageSet | None = None,
+) -> tuple[float, int]:
+    """(top-1 accuracy in [0, 1], number of images) of ``model`` on the seeded
+    :data:`HELD_OUT_FRACTION` held-out part (:func:`held_out`, ``run.seed``) of the data spec
+    ``source``, fed at ``model.image_size`` (else the source's own size) with its mean and std.
+
+    Kept in ``store`` under a ``source_accuracy`` key of the checkpoint's content, the model
+    settings, the data's fingerprint, the fraction and the seed; a hit loads neither the model nor
+    the data. ``checkpoint``: the model already loaded (e.g. one shared between sessions): it is
+    run where its weights are and never moved; without it the checkpoint is loaded onto
+    ``run.device``. ``images``: ``source`` as :func:`~resque_core.data.load_data` returns it
+    (native size), to reuse a loaded copy; else it is loaded here.
+    """
+    scorer = Scorer(model, run, store=store, checkpoint=checkpoint)
+    key = canonical_key(
+        "source_accuracy",
+        {
+            "sha256": scorer.checkpoint_sha256(),
+            "arch": model.arch,
+            "num_classes": model.num_classes,
+            "in_channels": model.in_channels,
+            "image_size": model.image_size,
+            "mean": model.mean,
+            "std": model.std,
+            "data": data_fingerprint(source),
+            "held_out": HELD_OUT_FRACTION,
+            "seed": run.seed,
+        },
+    )
+    hit = store.get(key)
+    if hit is not None:
+        return float(hit[0]["accuracy"]), int(hit[0]["n"])
+    # A shared model stays where its owner put it; one loaded here goes to the run's device.
+    ckpt = checkpoint if checkpoint is not None else scorer.checkpoint()
+    data = images if images is not None else load_data(source)
+    idx = held_out(data.labels.numpy(), fraction=HELD_OUT_FRACTION, seed=run.seed)
+    preprocess = Preprocess(
+        image_size=model.image_size or tuple(data.images.shape[-2:]),
+        channels=ckpt.in_channels,
+        mean=model.mean,
+        std=model.std,
+    )
+    value = accuracy(
+        ckpt,
+        data.subset(torch.from_numpy(idx)),
+        preprocess,
+        batch_size=run.batch_size,
+        device=_weights_device(ckpt),
+    )
+    store.put(key, {"accuracy": value, "n": len(idx)})
+    return value, len(idx)

@@ -1,5 +1,6 @@
 """store: see docs/ARCHITECTURE.md."""
 
+from . import documents
 from .cache import ResultStore, canonical_key, default_cache_dir
 from .documents import (
     MAX_DEPTH,
@@ -48,6 +49,7 @@ __all__ = [
     "canonical_key",
     "check_run",
     "default_cache_dir",
+    "documents",
     "energy_bases",
     "failed",
     "measured",
