@@ -29,6 +29,7 @@ from resque_core.cost import CostOptions
 
 from . import cached, state
 from .feedback import user_errors
+from .views import md_text
 from .widgets import plan_problem
 
 __all__ = [
@@ -241,7 +242,7 @@ def ranking_view(
         progress_panel(job, key_prefix=key_prefix)
         return None
     if job.error is not None:
-        st.error(f"The ranking stopped: {job.error}", icon="⚠️")
+        st.error(f"The ranking stopped: {md_text(job.error)}", icon="⚠️")
         st.button("Try again", key=f"{key_prefix}_retry", on_click=forget, args=(key,))
         return None
     ranking = job.ranking

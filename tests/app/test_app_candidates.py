@@ -187,9 +187,7 @@ def test_a_plan_that_says_trusted_loads_untrusted_and_its_pickle_runs_no_code(
         "run code, so it was refused; if you trust its origin, retry with --trust-checkpoint "
         "(CLI) or the 'Trust this file' switch (app); or save model.state_dict() and pass --arch"
     )
-    assert [e.value for e in at.error] == [
-        f"No candidate could be scored. First reason: {md_text(refused)}"
-    ]
+    assert [e.value for e in at.error] == [f"The ranking stopped: {md_text(refused)}"]
     assert not marker.exists()
 
     # The switch shows off for the opened plan; only turning it on (and applying) loads it.
