@@ -16,8 +16,8 @@ from torch import nn
 
 from resque_core import _util
 from resque_core.errors import CheckpointError, ConfigError, DataError, LayerError
+from resque_core.model import LayerInfo, default_layer, list_layers, load_checkpoint
 from resque_core.model.archs import build_model
-from resque_core.model.checkpoints import LayerInfo, default_layer, list_layers, load_checkpoint
 
 SMALL_CNN_LAYERS = [
     ("features.conv1", "Conv2d", (32, 8, 8)),

@@ -13,7 +13,7 @@ from torch import nn
 
 from resque_core.cli import main
 from resque_core.errors import CheckpointError
-from resque_core.model.checkpoints import list_layers, load_checkpoint
+from resque_core.model import list_layers, load_checkpoint
 
 HINT = (
     "re-export the model with torch.export.save (no AOTInductor packaging), or save "

@@ -21,7 +21,7 @@ def _layers_options(p: argparse.ArgumentParser) -> None:
     "layers", "list the layers RESQUE can read, with output shapes and defaults", _layers_options
 )
 def _layers(args: argparse.Namespace) -> int:
-    from ..model.checkpoints import default_layer
+    from ..model import default_layer
     from ..scoring.scorer import Scorer
 
     scorer = Scorer(model_config(args))

@@ -1,8 +1,9 @@
 """model: see docs/ARCHITECTURE.md."""
 
 from .archs import available_archs, build_model, project_archs, register_arch
-from .checkpoints import LayerInfo, LoadedCheckpoint, default_layer, list_layers, load_checkpoint
+from .checkpoints import LoadedCheckpoint, load_checkpoint
 from .hooks import find_module, tap
+from .layers import LayerInfo, default_layer, list_layers
 
 __all__ = [
     "LayerInfo",

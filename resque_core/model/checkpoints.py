@@ -1,4 +1,4 @@
-"""Loading a checkpoint file into an eval-mode model, and listing the layers RESQUE can read.
+"""Loading a checkpoint file into an eval-mode model (the layers it offers: :mod:`.layers`).
 
 A file is recognised by its content, not its extension:
 
@@ -26,12 +26,10 @@ reads constants with its own restricted unpickler and never loads a library from
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import pickle
 import re
-import threading
 import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -43,20 +41,13 @@ import torch
 from torch import nn
 
 from .._util import file_sha256, regular_file
-from ..errors import CheckpointError, ConfigError, DataError, LayerError, ResqueError
+from ..errors import CheckpointError
+from ._export_archive import _check_export_members, _check_symbolic_shapes
 from .archs import build_model
 
-__all__ = [
-    "LayerInfo",
-    "LoadedCheckpoint",
-    "default_layer",
-    "list_layers",
-    "load_checkpoint",
-]
+__all__ = ["LoadedCheckpoint", "load_checkpoint"]
 
 Format = Literal["state_dict", "torchscript", "export", "pickle"]
-Kind = Literal["dist", "task"]
-_KINDS = ("dist", "task")
 
 # Where training scripts usually keep the weights inside a bigger checkpoint dict; the plain
 # weights come before the EMA copy.
@@ -65,86 +56,6 @@ _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "state_dict_ema")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _SHOWN_KEYS = 3
 
-# What ``torch.export.save`` writes for a program (torch 2.14, torch/export/pt2_archive), relative
-# to the archive's one root folder; the legacy ``<model>.pt`` weight and constant files of older
-# torch versions are vetted by the pickle check like the sample inputs.
-_EXPORT_MEMBER = re.compile(
-    r"archive_format|archive_version|byteorder|(\.data/)?version|\.data/serialization_id"
-    r"|models/\w+\.json|data/sample_inputs/\w+\.pt"
-    r"|data/weights/(weight_\d+|\w+_weights_config\.json|\w+\.pt)"
-    r"|data/constants/(tensor_\d+|custom_obj_\d+|opaque_obj_\d+|\w+_constants_config\.json"
-    r"|\w+\.pt)"
-    r"|extra/[\w-]+(\.[\w-]+)*",
-    re.ASCII,
-)
-# Members that are (or carry) compiled code: AOTInductor packages and native libraries/sources.
-_NATIVE_MEMBER = re.compile(
-    r"data/(aotinductor|executorch|mtia)(/|$)"
-    r"|\.(so|dll|dylib|pyd|o|obj|a|lib|c|cc|cpp|h|hpp|cubin|ptx|hsaco|spv|wrapper)(\.|$)",
-    re.ASCII,
-)
-_EXPORT_HINT = (
-    "re-export the model with torch.export.save (no AOTInductor packaging), or save "
-    "model.state_dict() and pass --arch"
-)
-# The sympy names ``srepr`` writes for torch's symbolic shapes, and torch's own sympy functions
-# (the deserializer's table in torch/_export/serde/serialize.py).
-_SYMPY_CALLS = frozenset(
-    {
-        "Symbol",
-        "Integer",
-        "Rational",
-        "Float",
-        "Add",
-        "Mul",
-        "Pow",
-        "Max",
-        "Min",
-        "Abs",
-        "Mod",
-        "floor",
-        "ceiling",
-        "Piecewise",
-        "ExprCondPair",
-        "Equality",
-        "Unequality",
-        "StrictLessThan",
-        "LessThan",
-        "StrictGreaterThan",
-        "GreaterThan",
-        "And",
-        "Or",
-        "Not",
-        "FloorDiv",
-        "ModularIndexing",
-        "Where",
-        "PythonMod",
-        "CleanDiv",
-        "CeilToInt",
-        "FloorToInt",
-        "CeilDiv",
-        "LShift",
-        "RShift",
-        "PowByNatural",
-        "FloatPow",
-        "FloatTrueDiv",
-        "IntTrueDiv",
-        "IsNonOverlappingAndDenseIndicator",
-        "TruncToFloat",
-        "TruncToInt",
-        "RoundToInt",
-        "RoundDecimal",
-        "ToFloat",
-        "Identity",
-    }
-)
-_SYMPY_CONSTANTS = frozenset({"oo", "zoo", "nan", "true", "false"})
-# sympy evaluates powers and shifts of literals at once: 3**2**62 never ends. Their exponent must
-# be a symbol or a literal of at most this size, and their base holds no other power.
-_POWERS = frozenset({"Pow", "PowByNatural", "FloatPow", "LShift", "RShift"})
-_MAX_EXPONENT = 64
-_MAX_EXPR_CHARS = 4096
-_LITERAL = re.compile(r"[A-Za-z_]\w{0,63}|[-+]?[0-9.]{1,40}([eE][-+]?[0-9]{1,4})?", re.ASCII)
 
 _TRUST_HINT = (
     "if you trust its origin, retry with --trust-checkpoint (CLI) or the 'Trust this file' "
@@ -177,16 +88,6 @@ class LoadedCheckpoint:
     n_parameters: int
     hookable: bool
     module_types: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """A layer whose output RESQUE can read: its ``named_modules`` name, class name and
-    per-sample output shape (no batch axis), e.g. ``(64, 8, 8)`` for a conv map."""
-
-    name: str
-    type: str
-    out_shape: tuple[int, ...]
 
 
 # ------------------------------------------------------------------ loading
@@ -336,136 +237,6 @@ def _export_pickles(zf: zipfile.ZipFile) -> list[str]:
         except Exception:  # any failure means weights_only cannot vouch for it
             objects.append(member)
     return objects
-
-
-def _refused(path: Path, what: str) -> CheckpointError:
-    return CheckpointError(
-        f"checkpoint {path} {what}, so it is refused even if trusted: {_EXPORT_HINT}"
-    )
-
-
-def _check_export_members(path: Path, zf: zipfile.ZipFile) -> None:
-    """Refuse a torch.export archive with any member ``torch.export.load`` does not need.
-
-    Python's zip reader and torch's (miniz) must list the same members, so a zip crafted to show
-    each reader a different directory is refused too.
-    """
-    names = zf.namelist()
-    root = names[0].split("/", 1)[0] if names else ""
-    seen: set[str] = set()
-    for name in names:
-        parts = name.rstrip("/").split("/")
-        if name.startswith("/") or "\\" in name or "\0" in name or {"", ".", ".."} & set(parts):
-            raise _refused(
-                path, f"has an unsafe member name {name!r} (absolute, '..', '.', '\\' or '//')"
-            )
-        if name in seen:
-            raise _refused(path, f"lists the member {name} twice")
-        seen.add(name)
-        if parts[0] != root or len(parts) < 2:
-            raise _refused(path, f"has a member outside its root folder {root}/ ({name})")
-        relative = name[len(root) + 1 :]
-        if _NATIVE_MEMBER.search(relative):
-            raise _refused(path, f"carries native code ({name}); loading it would run that code")
-        if not _EXPORT_MEMBER.fullmatch(relative):
-            raise _refused(path, f"has a member that a torch.export program does not need ({name})")
-    records = torch._C.PyTorchFileReader(str(path)).get_all_records()
-    listed = sorted(n[len(root) + 1 :] for n in names)
-    if sorted(records) != listed:
-        differ = sorted(set(records).symmetric_difference(listed)) or listed
-        raise _refused(path, f"lists its members differently to torch's zip reader ({differ[0]})")
-
-
-def _symbolic_exprs(doc: object) -> Iterable[str]:
-    """Every ``expr_str`` (a sympy ``srepr`` string) in a serialized program, at any depth."""
-    stack = [doc]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if key == "expr_str" and isinstance(value, str):
-                    yield value
-                else:
-                    stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _is_small_number(node: ast.expr) -> bool:
-    """A literal exponent: ints of at most ``_MAX_EXPONENT``, or Integer(...)/Rational(...)."""
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call):
-            if not (isinstance(sub.func, ast.Name) and sub.func.id in ("Integer", "Rational")):
-                return False
-        elif isinstance(sub, ast.Constant):
-            if type(sub.value) is not int or abs(sub.value) > _MAX_EXPONENT:
-                return False
-        elif not isinstance(sub, (ast.Name, ast.UnaryOp, ast.USub, ast.UAdd, ast.Load)):
-            return False
-    return True
-
-
-def _plain_arithmetic(text: str) -> bool:
-    """Whether ``text`` is a sympy expression sympify can evaluate without running other code:
-    calls of the sympy classes torch writes, literals and nothing else (no attribute, subscript,
-    lambda or name outside the lists)."""
-    if len(text) > _MAX_EXPR_CHARS:
-        return False
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    for node in ast.walk(tree.body):
-        if isinstance(node, ast.Call):
-            if not (isinstance(node.func, ast.Name) and node.func.id in _SYMPY_CALLS):
-                return False
-            if any(k.arg is None for k in node.keywords):
-                return False
-            if node.func.id in _POWERS:
-                if len(node.args) != 2 or node.keywords:
-                    return False
-                base, exponent = node.args
-                is_symbol = (
-                    isinstance(exponent, ast.Call)
-                    and isinstance(exponent.func, ast.Name)
-                    and exponent.func.id == "Symbol"
-                )
-                if not (is_symbol or _is_small_number(exponent)) or any(
-                    isinstance(sub, ast.Name) and sub.id in _POWERS for sub in ast.walk(base)
-                ):
-                    return False
-        elif isinstance(node, ast.Name):
-            if node.id not in _SYMPY_CALLS and node.id not in _SYMPY_CONSTANTS:
-                return False
-        elif isinstance(node, ast.Constant):
-            value = node.value
-            if isinstance(value, str):
-                if not _LITERAL.fullmatch(value):
-                    return False
-            elif type(value) is int:
-                if abs(value) >= 2**63:
-                    return False
-            elif type(value) not in (bool, float):
-                return False
-        elif not isinstance(node, (ast.keyword, ast.UnaryOp, ast.USub, ast.UAdd, ast.Load)):
-            return False
-    return True
-
-
-def _check_symbolic_shapes(path: Path, zf: zipfile.ZipFile) -> None:
-    """Refuse a program whose symbolic shapes are not plain arithmetic: ``torch.export.load``
-    hands each ``expr_str`` to ``sympy.sympify``, which evaluates it as Python."""
-    for name in zf.namelist():
-        if not name.split("/", 1)[1].startswith("models/"):  # members were checked already
-            continue
-        for text in _symbolic_exprs(json.loads(zf.read(name))):
-            if not _plain_arithmetic(text):
-                shown = text if len(text) <= 80 else text[:77] + "..."
-                raise _refused(
-                    path,
-                    f"has a symbolic shape in {name} that is not plain arithmetic ({shown!r}); "
-                    "torch would evaluate it as Python",
-                )
 
 
 def _load_export(path: Path, *, trusted: bool) -> tuple[nn.Module, dict[str, str]]:
@@ -650,123 +421,3 @@ def _load_state_dict(
     except RuntimeError as e:
         raise CheckpointError(f"{where}: {_first_line(e)}") from None
     return model
-
-
-# ------------------------------------------------------------------ layers
-def list_layers(ckpt: LoadedCheckpoint, *, input_shape: tuple[int, int, int]) -> list[LayerInfo]:
-    """Every named submodule whose output is a tensor, in the order their forward passes end.
-
-    Runs one forward pass on zeros of shape [1, *input_shape] ((channels, height, width)) under
-    ``torch.inference_mode`` with temporary hooks, always removed; the hooks ignore other
-    threads, so a shared model can be listed while another session uses it. ``out_shape`` is
-    per sample (no batch axis). An input the model cannot take is a DataError saying which
-    setting to change; a TorchScript model is a LayerError (only its final output is reachable).
-    """
-    if not ckpt.hookable:
-        raise LayerError(
-            f"{ckpt.path} is a TorchScript archive: TorchScript modules run no forward hooks "
-            f"(torch {torch.__version__}), so only the model's final output is reachable, not its "
-            "layers; to read a layer, save model.state_dict() and pass --arch, or save a "
-            "torch.export program (torch.export.save)"
-        )
-    if len(input_shape) != 3 or any(
-        isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in input_shape
-    ):
-        raise ConfigError(
-            f"input shape must be three positive integers (channels, height, width), "
-            f"got {input_shape!r}"
-        )
-    model = ckpt.model
-    reference = next(model.parameters(), None)
-    if reference is None:
-        reference = next(model.buffers(), torch.zeros(()))
-    dtype = reference.dtype if reference.is_floating_point() else torch.float32
-    x = torch.zeros((1, *input_shape), dtype=dtype, device=reference.device)
-
-    owner = threading.get_ident()
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def record(name: str, output: object) -> None:
-        if threading.get_ident() == owner and isinstance(output, torch.Tensor):
-            # First completion fixes the position; a module called again keeps its last shape.
-            shapes[name] = tuple(output.shape[1:])
-
-    modules = dict(model.named_modules())
-    modules.pop("", None)
-    handles = []
-    try:
-        for name, module in modules.items():
-            # A scripted submodule inside a Python model cannot take hooks; it is skipped.
-            if not isinstance(module, torch.jit.ScriptModule):
-                handles.append(
-                    module.register_forward_hook(lambda _m, _i, out, name=name: record(name, out))
-                )
-        with torch.inference_mode():
-            model(x)
-    except ResqueError:
-        raise
-    except Exception as e:  # user models fail on bad shapes with any exception type
-        raise _input_error(ckpt, input_shape, e) from None
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [
-        LayerInfo(name, ckpt.module_types.get(name, type(modules[name]).__name__), shape)
-        for name, shape in shapes.items()
-    ]
-
-
-def _input_error(
-    ckpt: LoadedCheckpoint, input_shape: tuple[int, int, int], e: BaseException
-) -> DataError:
-    first = _first_line(e)
-    channels, height, width = input_shape
-    # Conv2d says "to have 3 channels"; a torch.export program "shape[1] to be equal to 3".
-    said = re.search(r"to have (\d+) channels|\.shape\[1\] to be equal to (\d+)", first)
-    expected = int(said.group(1) or said.group(2)) if said else ckpt.in_channels
-    if expected != channels:
-        return DataError(
-            f"the model expects {_count(expected, 'input channel')}, got {channels}: set the "
-            f"channels to {expected} (--in-channels {expected}; 'Input channels' in the app) "
-            f"(torch: {first})"
-        )
-    return DataError(
-        f"the model cannot take {height}x{width} images: it needs a bigger image or the size it "
-        f"was built for; set the image size (--image-size; 'Image size' in the app) "
-        f"(torch: {first})"
-    )
-
-
-def default_layer(layers: list[LayerInfo], kind: Kind) -> str:
-    """The layer RESQUE reads when none is chosen (same rule for both kinds).
-
-    1. Transformer-like models — a token sequence (2-D per-sample output, (T, D)) appears after
-       the last Conv2d, whose only conv is then the patch embedding: the last module with a
-       token-sequence output, preferring a leaf over the container that just returns it (for
-       torchvision's ViT: ``encoder.ln``).
-    2. Otherwise the last Conv2d (the reference hooks the final convolution).
-    3. Otherwise the penultimate Linear (the embedding before the classifier), else the last
-       Linear.
-    LayerError when none applies; ConfigError for an unknown ``kind``.
-    """
-    if kind not in _KINDS:
-        raise ConfigError(f"unknown layer kind {kind!r}; allowed: {', '.join(_KINDS)}")
-    convs = [info for info in layers if info.type == "Conv2d"]
-    last_conv = layers.index(convs[-1]) if convs else -1
-    tokens = [info for info in layers[last_conv + 1 :] if len(info.out_shape) == 2]
-    if tokens:
-        leaves = [
-            info
-            for info in tokens
-            if not any(other.name.startswith(info.name + ".") for other in tokens)
-        ]
-        return leaves[-1].name
-    if convs:
-        return convs[-1].name
-    linears = [info for info in layers if info.type == "Linear"]
-    if linears:
-        return linears[-2].name if len(linears) >= 2 else linears[-1].name
-    raise LayerError(
-        "the model has no Conv2d, token-sequence or Linear layer to read by default; "
-        "choose a layer (--layer)"
-    )

@@ -32,7 +32,7 @@ from .estimators import ClassSums, resque_dist, resque_task_variants
 from .features import Batch, class_sums, embeddings
 
 if TYPE_CHECKING:  # checkpoints pulls in torchvision: imported only when a model is needed
-    from ..model.checkpoints import LayerInfo, LoadedCheckpoint
+    from ..model import LayerInfo, LoadedCheckpoint
 
 __all__ = ["ModelConfig", "RunConfig", "Score", "Scorer", "resolve_device"]
 
@@ -288,7 +288,7 @@ class Scorer:
 
     def layers(self, image_size: tuple[int, int] | None = None) -> list[LayerInfo]:
         """Layers of the model for inputs of ``image_size`` (default: config or arch default)."""
-        from ..model.checkpoints import list_layers
+        from ..model import list_layers
 
         ckpt = self.checkpoint()
         size = image_size or self.model_config.image_size or default_image_size(ckpt.arch)
@@ -298,7 +298,7 @@ class Scorer:
         return self._layers[shape]
 
     def resolve_layer(self, layer: str | None, kind: Kind, image_size: tuple[int, int]) -> str:
-        from ..model.checkpoints import default_layer
+        from ..model import default_layer
 
         layers = self.layers(image_size)
         if layer is None:
