@@ -290,3 +290,23 @@ def test_rank_a_deeply_nested_plan_is_one_line(capsys, tmp_path):
     assert err == (
         f"error: plan {path} is nested too deeply to be a plan (a plan nests at most 3 levels)\n"
     )
+
+
+def test_version_names_the_engine_version(capsys):
+    from resque_core import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"python -m resque_core {__version__}\n"
+
+
+def test_console_script_is_declared_and_points_at_the_cli():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"resque": "resque_core.cli:main_entry"}
+    from resque_core.cli import main_entry
+
+    assert callable(main_entry)
