@@ -156,14 +156,25 @@ def test_a_result_without_a_score_is_not_ok():
     assert not r.ok and r.to_dict()["status"] == "failed" and r.to_dict()["shift"] == "contrast"
 
 
-def _imports(module: str) -> set[str]:
-    """Every resque_core module a source file imports, at any level (TYPE_CHECKING included)."""
-    tree = ast.parse((ROOT / "resque_core" / f"{module}.py").read_text(encoding="utf-8"))
+def _imports(name: str) -> set[str]:
+    """The engine rooms and root modules that a root module or a room (every file in it) imports,
+    at any level (TYPE_CHECKING and function-level imports included)."""
+    package = ROOT / "resque_core"
+    files = (
+        sorted((package / name).glob("*.py"))
+        if (package / name).is_dir()
+        else [package / f"{name}.py"]
+    )
     names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            names.add(node.module or "")
-            names.update(a.name for a in node.names if node.module is None)
+    for path in files:
+        depth = len(path.relative_to(package).parts)  # 1 for a root module, 2 inside a room
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == depth:
+                # From the package root: the first dotted part names the room or module.
+                if node.module:
+                    names.add(node.module.split(".")[0])
+                else:
+                    names.update(a.name for a in node.names)
     return names
 
 
