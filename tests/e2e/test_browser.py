@@ -104,9 +104,11 @@ def test_demo_ranking_chart_appears(server, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(server)
-            # The demo ranking is computed on first start (progress bar), then drawn.
+            # The demo ranking is computed on first start (progress bar), then drawn. In the app
+            # it takes 70-165 s on a 2-core machine (the CLI computes it in 6 s; see the note in
+            # docs/BENCHMARKS.md), so the wait leaves room for a loaded machine.
             chart = page.locator(".js-plotly-plot").first
-            chart.wait_for(state="visible", timeout=180_000)
+            chart.wait_for(state="visible", timeout=420_000)
             page.wait_for_timeout(1500)  # let plotly finish laying out before the screenshot
             page.screenshot(path=str(shots / "start_page.png"), full_page=True)
             body = page.inner_text("body")
