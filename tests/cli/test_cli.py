@@ -10,7 +10,7 @@ import pytest
 
 from resque_core.cli import main
 
-DEMO = os.path.join(os.path.dirname(__file__), "..", "resque_core", "demo", "digits_small_cnn.pt")
+DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "resque_core", "demo", "digits_small_cnn.pt")
 
 
 def run(capsys, *argv):
@@ -304,7 +304,7 @@ def test_version_names_the_engine_version(capsys):
 def test_console_script_is_declared_and_points_at_the_cli():
     import tomllib
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert project["scripts"] == {"resque": "resque_core.cli:main_entry"}
     from resque_core.cli import main_entry

@@ -19,7 +19,7 @@ from resque_core.report import export as report
 from resque_core.store.documents import check_run
 from ui import views, widgets
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 SEED = 20261201
 VARIANTS = 200  # per document
 # Accepted variants also rendered as HTML (0.1-0.5 s each: the charts are drawn): the first

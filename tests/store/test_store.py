@@ -29,7 +29,7 @@ from resque_core.store.cache import ResultStore, _encode, canonical_key
 from resque_core.store.runs import RunStore
 
 HINT = "point --cache-dir or RESQUE_CACHE_DIR at a writable folder"
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _key(n: int = 0) -> str:

@@ -27,7 +27,7 @@ from resque_core.store import documents as docs
 from resque_core.store.documents import check_run
 from resque_core.store.runs import RunStore
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 STORED = sorted(p.name for p in FIXTURES.glob("*.json"))
 
 

@@ -79,7 +79,7 @@ def test_one_joules_per_kwh_constant_and_one_co2_formula():
 
 
 def test_no_engine_module_keeps_its_own_joules_per_kwh():
-    engine = Path(__file__).resolve().parent.parent / "resque_core"
+    engine = Path(__file__).resolve().parents[2] / "resque_core"
     spellings = ("3.6e6", "3_600_000", "3600000", "3.6e+06")
     copies = [
         f"{path.name}: {word}"
