@@ -27,7 +27,9 @@ from .documents import (
     unmeasured,
     with_prediction,
 )
+from .roots import NOT_ALLOWED, ServerSettings, confine, confine_spec, data_entries, server_settings
 from .runs import RunStore, new_run_id
+from .workspaces import Upload, WorkspaceStore
 
 __all__ = [
     "CalibrationDoc",
@@ -36,6 +38,7 @@ __all__ = [
     "CostDoc",
     "IntensityDoc",
     "MAX_DEPTH",
+    "NOT_ALLOWED",
     "PlanDoc",
     "PredictionDoc",
     "RUN_TYPES",
@@ -45,9 +48,15 @@ __all__ = [
     "RunDoc",
     "RunStore",
     "ScoreDoc",
+    "ServerSettings",
+    "Upload",
     "ValidationDoc",
+    "WorkspaceStore",
     "canonical_key",
     "check_run",
+    "confine",
+    "confine_spec",
+    "data_entries",
     "default_cache_dir",
     "documents",
     "energy_bases",
@@ -57,6 +66,7 @@ __all__ = [
     "prediction_bases",
     "results",
     "scored",
+    "server_settings",
     "unmeasured",
     "with_prediction",
 ]

@@ -46,19 +46,30 @@ class RunStore:
         return self.directory / f"{run_id}.json"
 
     def save(
-        self, doc: dict[str, Any], run_id: str | None = None, *, content_key: str | None = None
+        self,
+        doc: dict[str, Any],
+        run_id: str | None = None,
+        *,
+        content_key: str | None = None,
+        version_key: str | None = None,
     ) -> str:
         """Store ``doc``; returns its run id.
 
         ``content_key``: what makes two runs the same (e.g. the same plan with the same cached
         results): if a stored run has this key, its id is returned and nothing is written, so a
         dashboard reopened many times does not fill the history with copies.
+
+        ``version_key``: what may differ within one content (the order, the cost settings):
+        with it, a stored run of the same content but another version is *updated in place*
+        (same id, the new document), and one of the same version is left as it is.
         """
         marker = self.directory / "by_content" / f"{content_key}" if content_key else None
         known = _read_marker(marker) if marker is not None else None
         # A damaged stored copy is written again rather than pointed at forever.
         if known is not None and self._readable(known):
-            return known
+            if version_key is None or _read_text(_version_file(marker)) == version_key:
+                return known
+            run_id = known
         run_id = run_id or new_run_id()
         path = self._path(run_id)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -66,7 +77,24 @@ class RunStore:
         if marker is not None:
             marker.parent.mkdir(exist_ok=True)
             _write_atomic(marker, run_id)
+            if version_key is not None:
+                _write_atomic(_version_file(marker), version_key)
         return run_id
+
+    def delete(self, run_id: str) -> bool:
+        """Remove a stored run (and the content markers that point at it); False if none."""
+        path = self._path(run_id)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        markers = self.directory / "by_content"
+        if markers.is_dir():
+            for marker in markers.iterdir():
+                if marker.suffix != ".version" and _read_marker(marker) == run_id:
+                    _version_file(marker).unlink(missing_ok=True)
+                    marker.unlink(missing_ok=True)
+        return True
 
     def load(self, run_id: str) -> dict[str, Any]:
         """The stored document of ``run_id`` (as written; check it with
@@ -128,13 +156,21 @@ class _Unreadable(Exception):
     """Why a stored run file cannot be read (turned into ConfigError by RunStore.load)."""
 
 
-def _read_marker(marker: Path) -> str | None:
-    """The run id a content marker points at, or None if there is none or it is damaged."""
+def _read_text(path: Path) -> str | None:
     try:
-        known = marker.read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return None
-    return known if _RUN_ID.match(known) else None
+
+
+def _version_file(marker: Path) -> Path:
+    return marker.with_name(marker.name + ".version")
+
+
+def _read_marker(marker: Path) -> str | None:
+    """The run id a content marker points at, or None if there is none or it is damaged."""
+    known = _read_text(marker)
+    return known if known is not None and _RUN_ID.match(known) else None
 
 
 def _write_atomic(path: Path, text: str) -> None:
