@@ -11,10 +11,9 @@ import math
 import os
 import struct
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .. import limits
@@ -23,6 +22,9 @@ from ..errors import DataError
 from . import synthetic
 from .decode import _UNREADABLE, _Stack
 from .specs import TORCHVISION_DATASETS, _reason, _Spec
+
+if TYPE_CHECKING:  # torch is imported by the loaders: finding the files needs none
+    import torch
 
 __all__ = ["FASHION_MNIST_CLASSES"]
 
@@ -56,6 +58,7 @@ def _torchvision_missing(spec: _Spec) -> DataError:
 def _load_torchvision(
     spec: _Spec, size: tuple[int, int] | None
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    import torch
     import torchvision.datasets
 
     entry = TORCHVISION_DATASETS[spec.name]
@@ -112,6 +115,8 @@ def _load_torchvision(
 
 
 def _load_builtin(spec: _Spec) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    import torch
+
     if spec.name == "fashion-mnist":
         image_file, label_file = _fashion_files(spec.split)
         x, y = _read_idx(image_file), _read_idx(label_file)

@@ -1,23 +1,41 @@
 """Pillow images into one uint8 [N, C, H, W] tensor: sizes and modes unified, the size limits
 and the memory budget of :mod:`resque_core.limits` checked before pixels are decoded.
+
+Files (folders, zips) go in two steps: :func:`_read_headers` reads every image's header (size
+and mode, no pixels) and :func:`_plan` fixes the set's final size and channels from them, so
+:func:`_decode_rows` can decode any subset of the images, in parallel threads (Pillow releases
+the GIL while it decodes), and give exactly the rows a decode of the whole set would. Sets that
+only come as decoded images (torchvision's file-based sets) use :class:`_Stack`.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .. import limits
 from ..errors import DataError
 
+if TYPE_CHECKING:  # torch is imported where tensors are made: reading headers needs none
+    import torch
+
 __all__: list[str] = []
 
 _GREY_MODES = ("1", "L", "LA")
+_UNREADABLE = (OSError, ValueError, SyntaxError, EOFError)
+_WORKERS = max(1, min(8, os.cpu_count() or 1))
+
+Opener = Callable[[], "Path | io.BytesIO"]
+"""Returns the image file (a path, or its bytes) when called; may raise DataError."""
 
 
 class _Stack:
@@ -62,6 +80,8 @@ class _Stack:
     def tensor(self) -> torch.Tensor:
         """The images as uint8 [N, C, H, W], copied one by one into a tensor allocated once (each
         decoded array is freed as it is copied: the peak stays about one data set)."""
+        import torch
+
         arrays = self._arrays
         if not arrays:
             return torch.empty(0, 1, 1, 1, dtype=torch.uint8)
@@ -79,16 +99,93 @@ def _resized(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, Image.Resampling.BILINEAR))
 
 
-_UNREADABLE = (OSError, ValueError, SyntaxError, EOFError)
+@dataclass(frozen=True)
+class _Plan:
+    """What every decoded image becomes: ``size`` (W, H) and ``channels`` (1 or 3)."""
+
+    size: tuple[int, int]
+    channels: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.size[1], self.size[0])
 
 
-def _add_image(stack: _Stack, source: Path | io.BytesIO, where: str) -> None:
-    """Decode the image file ``source`` into ``stack``; DataError naming ``where`` (``image
-    '/d/cat/0.png'``) if it cannot be read or is too large."""
+def _header(opener: Opener, where: str) -> tuple[tuple[int, int], bool]:
+    """(size (W, H), greyscale?) of one image from its header; nothing is decoded."""
     try:
-        with Image.open(source) as img:
-            stack.add(img, where)
+        with Image.open(opener()) as img:
+            limits.check_image_dimensions(img.size, where)
+            return img.size, img.mode in _GREY_MODES
     except Image.DecompressionBombError:
         raise limits.image_bomb_error(where) from None
     except _UNREADABLE as e:
         raise DataError(f"cannot read {where}: {e}; fix or remove it") from None
+
+
+def _read_headers(
+    openers: Sequence[Opener], wheres: Sequence[str]
+) -> list[tuple[tuple[int, int], bool]]:
+    """The headers of all images, read in parallel threads (in order)."""
+    if len(openers) < 2 * _WORKERS:
+        return [_header(o, w) for o, w in zip(openers, wheres, strict=True)]
+    with ThreadPoolExecutor(_WORKERS) as pool:
+        return list(pool.map(_header, openers, wheres))
+
+
+def _plan(
+    headers: Sequence[tuple[tuple[int, int], bool]], image_size: tuple[int, int] | None
+) -> _Plan:
+    """The set's final size and channels, as a decode of the whole set in order gives them: a
+    set of one size keeps it; a mixed set takes ``image_size`` (H, W) or the first image's size;
+    grey images stay 1-channel unless the set holds a colour one."""
+    first = headers[0][0]
+    size = first
+    if any(s != first for s, _ in headers):
+        size = first if image_size is None else (image_size[1], image_size[0])
+    channels = 1 if all(grey for _, grey in headers) else 3
+    return _Plan(size, channels)
+
+
+def _decode_one(opener: Opener, where: str, plan: _Plan) -> np.ndarray:
+    """One image as uint8 [C, H, W] of ``plan``'s shape."""
+    try:
+        with Image.open(opener()) as img:
+            limits.check_image_dimensions(img.size, where)
+            grey = img.mode in _GREY_MODES
+            if not grey and plan.channels == 1:
+                raise DataError(f"{where} changed while the data set was read; load it again")
+            img = img.convert("L" if grey else "RGB")
+            if img.size != plan.size:
+                img = img.resize(plan.size, Image.Resampling.BILINEAR)
+            a = np.asarray(img)
+    except Image.DecompressionBombError:
+        raise limits.image_bomb_error(where) from None
+    except _UNREADABLE as e:
+        raise DataError(f"cannot read {where}: {e}; fix or remove it") from None
+    # A grey image among colour ones broadcasts to three channels.
+    return np.broadcast_to(a[None], plan.shape) if a.ndim == 2 else a.transpose(2, 0, 1)
+
+
+def _decode_rows(
+    openers: Sequence[Opener], wheres: Sequence[str], plan: _Plan, where: str
+) -> torch.Tensor:
+    """The images of ``openers`` as uint8 [N, C, H, W] of ``plan``'s shape, decoded in parallel
+    threads after their bytes are checked against the memory budget (``where`` names the set)."""
+    import torch
+
+    n = len(openers)
+    limits.check_decoded_bytes(n * math.prod(plan.shape), where)
+    out = np.empty((n, *plan.shape), dtype=np.uint8)
+
+    def one(i: int) -> None:
+        out[i] = _decode_one(openers[i], wheres[i], plan)
+
+    if n < 2 * _WORKERS:
+        for i in range(n):
+            one(i)
+    else:
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            for _ in pool.map(one, range(n)):
+                pass
+    return torch.from_numpy(out)

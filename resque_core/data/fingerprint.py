@@ -13,7 +13,7 @@ from .._util import file_sha256, regular_file
 from ..errors import DataError
 from . import synthetic
 from .builtins import _fashion_files, _torchvision_missing
-from .sources import _walk
+from .listing import _walk
 from .specs import TORCHVISION_DATASETS, _parse_spec, _reason
 
 __all__ = ["data_fingerprint"]

@@ -1,11 +1,12 @@
 """Labelled images in memory: :class:`ImageSet` (uint8 or float32 [N, C, H, W], int64 labels,
-class names, the spec they came from)."""
+class names, the spec they came from), and :class:`LazyImageSet` (the labels and class names of
+a data set whose images are decoded only when asked for, each at most once)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +14,31 @@ import torch
 
 from ..errors import DataError
 
-__all__ = ["ImageSet"]
+__all__ = ["ImageSet", "LazyImageSet"]
+
+
+def _checked_labels(
+    y: torch.Tensor, classes: Sequence[str], n: int, source: str
+) -> tuple[str, ...]:
+    """The class names as a tuple of str, after checking ``y`` (int64 [n], indices into them)
+    and that no name is given twice; DataError naming ``source`` otherwise."""
+    if y.dtype != torch.int64 or y.shape != (n,):
+        raise DataError(f"{source}: labels must be int64 [{n}], got {y.dtype} {list(y.shape)}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
+        raise DataError(
+            f"{source}: labels must lie in 0..{len(classes) - 1} (one per class "
+            f"name), got {int(y.min())}..{int(y.max())}"
+        )
+    names = tuple(str(c) for c in classes)
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            raise DataError(
+                f"{source}: class name {name!r} is given twice (classes {first[name]} "
+                f"and {i}); give every class a unique name"
+            )
+        first[name] = i
+    return names
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,24 +63,7 @@ class ImageSet:
                 f"{self.source}: images must be uint8 or float32 [N, C, H, W] with C 1 or 3, "
                 f"got {x.dtype} {list(x.shape)}"
             )
-        if y.dtype != torch.int64 or y.shape != (x.shape[0],):
-            raise DataError(
-                f"{self.source}: labels must be int64 [{x.shape[0]}], got {y.dtype} {list(y.shape)}"
-            )
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
-            raise DataError(
-                f"{self.source}: labels must lie in 0..{len(self.classes) - 1} (one per class "
-                f"name), got {int(y.min())}..{int(y.max())}"
-            )
-        classes = tuple(str(c) for c in self.classes)
-        first: dict[str, int] = {}
-        for i, name in enumerate(classes):
-            if name in first:
-                raise DataError(
-                    f"{self.source}: class name {name!r} is given twice (classes {first[name]} "
-                    f"and {i}); give every class a unique name"
-                )
-            first[name] = i
+        classes = _checked_labels(y, self.classes, x.shape[0], self.source)
         object.__setattr__(self, "classes", classes)
 
     def __len__(self) -> int:
@@ -86,3 +94,82 @@ class ImageSet:
             h.update(json.dumps(list(self.classes)).encode())
             object.__setattr__(self, "_fingerprint", h.hexdigest())
         return self._fingerprint
+
+
+class LazyImageSet:
+    """A data set's labels and class names, with its images decoded only when asked for.
+
+    ``decode(positions)`` returns the images at the sorted int64 ``positions`` as a tensor of
+    ``image_shape`` rows; it is called at most once per position: rows already decoded are kept
+    (one decoded copy, shared by every caller), so a per-class subsample costs the decoding of
+    that subsample only. A set that comes decoded passes ``images`` instead.
+    """
+
+    def __init__(
+        self,
+        labels: torch.Tensor,
+        classes: Sequence[str],
+        source: str,
+        *,
+        image_shape: tuple[int, int, int] | None = None,
+        decode: Callable[[np.ndarray], torch.Tensor] | None = None,
+        images: torch.Tensor | None = None,
+    ):
+        if (decode is None) == (images is None):
+            raise ValueError("give either decode (with image_shape) or images")
+        self.labels = labels
+        self.classes = _checked_labels(labels, classes, len(labels), source)
+        self.source = source
+        self._decode = decode
+        self._full: ImageSet | None = None
+        self._have = np.empty(0, np.int64)  # sorted positions decoded so far
+        self._pixels: torch.Tensor | None = None  # their rows, in that order
+        if images is not None:
+            self._full = ImageSet(images, labels, self.classes, source)
+            image_shape = tuple(images.shape[1:])
+        self.image_shape: tuple[int, int, int] = image_shape  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def full(self) -> ImageSet:
+        """Every image (decoding those not decoded yet); the same object on every call."""
+        if self._full is None:
+            everything = np.arange(len(self), dtype=np.int64)
+            if len(self._have) < len(self):
+                self.rows(everything)  # decodes the rest; the kept rows are then all, in order
+            pixels = self._pixels
+            if pixels is None:
+                pixels = torch.empty(0, *self.image_shape, dtype=torch.uint8)
+            self._full = ImageSet(pixels, self.labels, self.classes, self.source)
+            self._have, self._pixels = np.empty(0, np.int64), None  # the full set holds them
+        return self._full
+
+    def rows(self, positions: np.ndarray | Sequence[int]) -> ImageSet:
+        """The images at ``positions`` (in that order), decoding only those not decoded yet."""
+        pos = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if self._full is not None:
+            if len(pos) == len(self) and np.array_equal(pos, np.arange(len(self))):
+                return self._full
+            return self._full.subset(pos)
+        if len(pos) and (pos.min() < 0 or pos.max() >= len(self)):
+            raise IndexError(f"positions outside 0..{len(self) - 1}")
+        missing = np.setdiff1d(pos, self._have)
+        if len(missing):
+            new = self._decode(missing)  # type: ignore[misc]
+            have = np.concatenate([self._have, missing])
+            pixels = new if self._pixels is None else torch.cat([self._pixels, new])
+            order = np.argsort(have, kind="stable")
+            self._have, self._pixels = have[order], pixels[torch.from_numpy(order)]
+        at = torch.from_numpy(np.searchsorted(self._have, pos))
+        assert self._pixels is not None or not len(pos)
+        images = (
+            self._pixels[at]
+            if self._pixels is not None
+            else torch.empty(0, *self.image_shape, dtype=torch.uint8)
+        )
+        return ImageSet(images, self.labels[torch.from_numpy(pos)], self.classes, self.source)

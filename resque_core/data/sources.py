@@ -31,30 +31,26 @@ class count against the number of images) are checked before the memory is alloc
 
 from __future__ import annotations
 
-import functools
 import io
 import math
-import os
 import re
-import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .. import limits
 from .._util import regular_file
 from ..errors import DataError
 from .builtins import _load_builtin, _load_torchvision
-from .decode import _add_image, _Stack
-from .images import ImageSet
-from .specs import _parse_spec, _reason
+from .decode import Opener, _decode_rows, _plan, _read_headers
+from .images import ImageSet, LazyImageSet
+from .listing import _layout, _skipped, _walk
+from .specs import _parse_spec
 
-__all__ = ["load_data"]
-
-_SKIPPED_NAMES = ("__MACOSX",)
+__all__ = ["load_data", "open_data"]
 
 
 def load_data(spec: str, *, image_size: tuple[int, int] | None = None) -> ImageSet:
@@ -66,142 +62,138 @@ def load_data(spec: str, *, image_size: tuple[int, int] | None = None) -> ImageS
     unreadable, unsafe or empty data) or ConfigError (unknown builtin or torchvision name, bad
     split).
     """
+    return open_data(spec, image_size=image_size).full()
+
+
+def open_data(spec: str, *, image_size: tuple[int, int] | None = None) -> LazyImageSet:
+    """The labels and class names of ``spec``, its images decoded when asked for
+    (:meth:`~resque_core.data.images.LazyImageSet.rows`): folders and zips read only the image
+    headers here, so a subsample decodes only its own images, in parallel threads, and gets the
+    rows a decode of the whole set would give. Other forms come decoded. Same arguments and
+    errors as :func:`load_data`.
+    """
     size = None if image_size is None else limits.model_input_size(image_size)
     parsed = _parse_spec(spec)
     if parsed.kind == "folder":
-        images, labels, classes = _load_folder(parsed.path, size)
+        lazy = _open_folder(parsed.path, size, spec)
     elif parsed.kind == "zip":
-        images, labels, classes = _load_zip(parsed.path, size)
-    elif parsed.kind == "npz":
-        images, labels, classes = _load_npz(parsed.path)
-    elif parsed.kind == "torchvision":
-        images, labels, classes = _load_torchvision(parsed, size)
+        lazy = _open_zip(parsed.path, size, spec)
     else:
-        images, labels, classes = _load_builtin(parsed)
-    if images.shape[0] == 0:
+        if parsed.kind == "npz":
+            images, labels, classes = _load_npz(parsed.path)
+        elif parsed.kind == "torchvision":
+            images, labels, classes = _load_torchvision(parsed, size)
+        else:
+            images, labels, classes = _load_builtin(parsed)
+        lazy = LazyImageSet(labels, tuple(classes), spec, images=images)
+    if len(lazy) == 0:
         raise DataError(f"data {spec!r} contains no images")
-    return ImageSet(images, labels, tuple(classes), spec)
+    return lazy
 
 
-@functools.cache
-def _image_extensions() -> frozenset[str]:
-    return frozenset(
-        ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN
+def _lazy_files(
+    openers: list[Opener],
+    wheres: list[str],
+    labels: list[int],
+    classes: list[str],
+    size: tuple[int, int] | None,
+    spec: str,
+    where: str,
+) -> LazyImageSet:
+    """A lazily decoded set of image files: headers read now, pixels when asked for."""
+    plan = _plan(_read_headers(openers, wheres), size)
+
+    def decode(positions: np.ndarray) -> torch.Tensor:
+        picked = [int(p) for p in positions]
+        return _decode_rows(
+            [openers[p] for p in picked], [wheres[p] for p in picked], plan, where
+        )
+
+    return LazyImageSet(
+        torch.tensor(labels, dtype=torch.int64),
+        tuple(classes),
+        spec,
+        image_shape=plan.shape,
+        decode=decode,
     )
 
 
-def _skipped(name: str) -> bool:
-    return name.startswith(".") or name in _SKIPPED_NAMES
-
-
-def _is_image(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in _image_extensions()
-
-
-def _layout(
-    files: list[str], dirs: set[str], where: str
-) -> tuple[list[str], list[tuple[str, int]]]:
-    """Classes (sorted top-level folders) and (relative path, label) of the image files in them;
-    ``files`` are '/'-separated relative paths, ``dirs`` the top-level folder names."""
-    classes = sorted(dirs | {f.split("/", 1)[0] for f in files if "/" in f})
-    index = {c: i for i, c in enumerate(classes)}
-    images = [(f, index[f.split("/", 1)[0]]) for f in sorted(files) if "/" in f and _is_image(f)]
-    if not classes and any(_is_image(f) for f in files):
-        raise DataError(
-            f"{where} has images but no class folders: put each class's images in a sub-folder "
-            "named after the class (root/<class>/<image>)"
-        )
-    if not images:
-        raise DataError(f"{where} contains no images (expected root/<class>/<image> files)")
-    return classes, images
-
-
-def _walk(root: Path) -> tuple[list[str], set[str]]:
-    """Non-hidden files under ``root`` ('/'-separated, relative) and its top-level folders.
-
-    A folder that cannot be listed is a DataError (never an empty class). Entries that are no
-    regular file (FIFOs, sockets, devices) are left out unless named like an image: those stay,
-    to be refused by name when read.
-    """
-
-    def refuse(e: OSError) -> None:
-        if Path(e.filename or root) == root:
-            raise DataError(f"cannot read data folder {root}: {_reason(e)}")
-        raise DataError(f"cannot read folder {e.filename} of data folder {root}: {_reason(e)}")
-
-    files: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=refuse):
-        dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
-        rel = Path(dirpath).relative_to(root).as_posix()
-        prefix = "" if rel == "." else rel + "/"
-        files += [
-            prefix + f
-            for f in sorted(filenames)
-            if not _skipped(f) and (_is_image(f) or _is_regular(Path(dirpath) / f))
-        ]
-    tops = {p.name for p in root.iterdir() if p.is_dir() and not _skipped(p.name)}
-    return files, tops
-
-
-def _is_regular(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(path.stat().st_mode)
-    except OSError:
-        return True  # kept: reading it names the problem (regular_file's message)
-
-
-def _load_folder(
-    root: Path, size: tuple[int, int] | None
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _open_folder(root: Path, size: tuple[int, int] | None, spec: str) -> LazyImageSet:
     files, tops = _walk(root)
-    classes, images = _layout(files, tops, f"data folder '{root}'")
-    stack = _Stack(size, len(images), f"data folder '{root}'")
-    for rel, _ in images:
-        path = regular_file(root / rel, what="image", error=DataError)
-        _add_image(stack, path, f"image '{path}'")
-    labels = torch.tensor([label for _, label in images], dtype=torch.int64)
-    return stack.tensor(), labels, classes
+    where = f"data folder '{root}'"
+    classes, images = _layout(files, tops, where)
+
+    def opener(rel: str) -> Callable[[], Path]:
+        return lambda: regular_file(root / rel, what="image", error=DataError)
+
+    return _lazy_files(
+        [opener(rel) for rel, _ in images],
+        [f"image '{root / rel}'" for rel, _ in images],
+        [label for _, label in images],
+        classes,
+        size,
+        spec,
+        where,
+    )
 
 
-def _load_zip(
-    path: Path, size: tuple[int, int] | None
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _open_zip(path: Path, size: tuple[int, int] | None, spec: str) -> LazyImageSet:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"cannot read '{path}' as a zip archive: {e}") from None
-    with zf:
-        infos = zf.infolist()
-        limits.check_zip_members(infos)
-        members = {}
-        dirs = set()
-        for info in infos:
-            parts = [p for p in re.split(r"[\\/]", info.filename) if p]
-            if not parts or any(_skipped(p) for p in parts):
-                continue
-            if info.is_dir():
-                dirs.add("/".join(parts))
-            else:
-                members["/".join(parts)] = info
-        # One top folder holding the class folders: strip it (but not a lone class folder).
-        tops = {m.split("/", 1)[0] for m in members}
-        if len(tops) == 1 and all(m.count("/") >= 2 for m in members):
-            top = next(iter(tops)) + "/"
-            members = {m.removeprefix(top): info for m, info in members.items()}
-            dirs = {d.removeprefix(top) for d in dirs if d.startswith(top)}
-        top_dirs = {d.split("/", 1)[0] for d in dirs if d}
-        classes, images = _layout(list(members), top_dirs, f"zip '{path}'")
-        stack = _Stack(size, len(images), f"zip '{path}'")
-        for rel, _ in images:
-            info = members[rel]
-            where = f"image member {info.filename!r} of '{path}'"
+    # Kept open while the set lives (members are read when decoded); ZipFile reads are
+    # thread-safe. A zip that changes on disk meanwhile is read as it was opened.
+    try:
+        return _zip_members(zf, path, size, spec)
+    except BaseException:
+        zf.close()
+        raise
+
+
+def _zip_members(
+    zf: zipfile.ZipFile, path: Path, size: tuple[int, int] | None, spec: str
+) -> LazyImageSet:
+    infos = zf.infolist()
+    limits.check_zip_members(infos)
+    members = {}
+    dirs = set()
+    for info in infos:
+        parts = [p for p in re.split(r"[\\/]", info.filename) if p]
+        if not parts or any(_skipped(p) for p in parts):
+            continue
+        if info.is_dir():
+            dirs.add("/".join(parts))
+        else:
+            members["/".join(parts)] = info
+    # One top folder holding the class folders: strip it (but not a lone class folder).
+    tops = {m.split("/", 1)[0] for m in members}
+    if len(tops) == 1 and all(m.count("/") >= 2 for m in members):
+        top = next(iter(tops)) + "/"
+        members = {m.removeprefix(top): info for m, info in members.items()}
+        dirs = {d.removeprefix(top) for d in dirs if d.startswith(top)}
+    top_dirs = {d.split("/", 1)[0] for d in dirs if d}
+    classes, images = _layout(list(members), top_dirs, f"zip '{path}'")
+
+    def opener(info: zipfile.ZipInfo) -> Callable[[], io.BytesIO]:
+        def read() -> io.BytesIO:
             try:
-                raw = zf.read(info)
+                return io.BytesIO(zf.read(info))
             except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as e:
+                where = f"image member {info.filename!r} of '{path}'"
                 raise DataError(f"cannot read {where}: {e}; fix or remove it") from None
-            _add_image(stack, io.BytesIO(raw), where)
-    labels = torch.tensor([label for _, label in images], dtype=torch.int64)
-    return stack.tensor(), labels, classes
+
+        return read
+
+    return _lazy_files(
+        [opener(members[rel]) for rel, _ in images],
+        [f"image member {members[rel].filename!r} of '{path}'" for rel, _ in images],
+        [label for _, label in images],
+        classes,
+        size,
+        spec,
+        f"zip '{path}'",
+    )
 
 
 _NPZ_KEYS = ("x", "y", "classes")
