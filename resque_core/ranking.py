@@ -30,6 +30,8 @@ from ._version import __version__
 from .cost.predict import CandidateCost, CostOptions, Prediction, predict_candidates
 from .data.shifts import parse_shift
 from .errors import Cancelled, CheckpointError, ConfigError, ResqueError
+from .executor import Executor, Outcome
+from .executor.local import LocalExecutor
 from .plans import Candidate, Plan
 from .scoring.scorer import Progress, Score, Scorer
 from .store.cache import ResultStore
@@ -110,6 +112,7 @@ class Ranking:
     cancelled: bool = False
     run_id: str | None = None
     cost: dict[str, Any] | None = None
+    stopped: str | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -128,6 +131,7 @@ class Ranking:
             "ordered_by": self.ordered_by,
             "rank_basis": ORDERINGS[self.ordered_by][0],
             "cancelled": self.cancelled,
+            "stopped": self.stopped,
             "plan": self.plan.to_dict(),
             "candidates": [r.to_dict() for r in self.ordered],
             "cost": self.cost,
@@ -154,6 +158,20 @@ class Ranking:
         }
         blob = json.dumps(content, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
+
+    def identity_key(self) -> str:
+        """Same plan and the same scores (by their cache keys) and failures give the same key,
+        whatever the order and cost settings: one stored run per distinct result, which a
+        change of order, country or budget updates in place (:meth:`content_key` versions it)."""
+        content = {
+            "plan": self.plan.to_dict(),
+            "cancelled": self.cancelled,
+            "results": sorted(
+                [r.candidate.id, r.score.key if r.score else None, r.error] for r in self.results
+            ),
+        }
+        blob = json.dumps(content, sort_keys=True, default=str).encode()
+        return "id-" + hashlib.sha256(blob).hexdigest()
 
     @property
     def over_budget(self) -> list[CandidateResult]:
@@ -203,6 +221,7 @@ def rank_plan(
     ordered_by: str = "resque",
     cost: CostOptions | None = None,
     reuse_stored: bool = False,
+    executor: Executor | None = None,
 ) -> Ranking:
     """Score all candidates and rank them; store the run in ``runs`` if given.
 
@@ -210,7 +229,11 @@ def rank_plan(
     candidates finished so far (the ranking is marked ``cancelled``). ``cost``: also predict
     epochs, kWh and CO2 per candidate (needed by the cost orderings) and check its budgets.
     ``reuse_stored``: if ``runs`` already holds a run with the same content (plan, settings and
-    results), keep its id instead of storing a copy.
+    results), keep its id instead of storing a copy; one that differs only in order or cost
+    settings is updated in place. ``executor``: where candidates are scored
+    (default: this process, one shared scorer); a remote one (:mod:`resque_core.executor`)
+    answers cached candidates here and scores the rest on its workers, which load the checkpoint
+    once each; ``progress`` then stays silent and ``on_candidate`` follows completion order.
     """
     if ordered_by not in ORDERINGS:
         raise ConfigError(f"unknown ordering {ordered_by!r}; allowed: {', '.join(ORDERINGS)}")
@@ -227,31 +250,45 @@ def rank_plan(
     )
     results: list[CandidateResult] = []
     cancelled = False
-    for i, c in enumerate(plan.candidates):
-        result = CandidateResult(c)
-        try:
-            result.score = _score_one(scorer, plan, c)
-        except Cancelled:
-            cancelled = True
-            break
-        except CheckpointError:
-            # The checkpoint is every candidate's: a file that cannot (or must not) be loaded is
-            # the plan's error, not one candidate's. Finished scores stay in the result cache.
-            raise
-        except ResqueError as e:
-            result.error = str(e)
+
+    def done(i: int, result: CandidateResult) -> None:
         results.append(result)
         if on_candidate is not None:
             on_candidate(i, len(plan.candidates), result)
+
+    try:
+        if executor is not None and executor.remote:
+            _score_remote(executor, plan, scorer, store, done, cancel)
+            order = {c.id: i for i, c in enumerate(plan.candidates)}
+            results.sort(key=lambda r: order[r.candidate.id])
+        else:
+            # One worker in this process sharing ``scorer``: the candidates in plan order.
+            local = executor or LocalExecutor()
+            with local.pool(lambda shared, _store: shared, (scorer, plan)) as pool:
+                pool.map(_score_unit, plan.candidates, on_done=lambda o: done(o.index, o.value))
+    except Cancelled:
+        cancelled = True
     cost_doc = None
+    stopped = None
+    if cancelled:
+        stopped = f"cancelled while scoring: {len(results)} of {len(plan.candidates)} scored"
     if cost is not None and not cancelled:
         scored = [(r.candidate, r.score.value) for r in results if r.ok]
         try:
             costs, used = predict_candidates(
-                plan, scored, scorer=scorer, options=cost, store=store, cancel=cancel
+                plan,
+                scored,
+                scorer=scorer,
+                options=cost,
+                store=store,
+                cancel=cancel,
+                progress=progress,
             )
-        except Cancelled:
+        except Cancelled as e:
             cancelled = True
+            # No candidate has a cost, so the cost orderings have nothing to order by.
+            ordered_by = "resque"
+            stopped = f"all {len(results)} scored; {e}; no predicted costs"
         else:
             results = [_with_cost(r, costs.get(r.candidate.id)) for r in results]
             cost_doc = {
@@ -268,11 +305,18 @@ def rank_plan(
         ordered_by=ordered_by,
         cancelled=cancelled,
         cost=cost_doc,
+        stopped=stopped,
     )
     _assign_ranks(ranking)
     if runs is not None:
-        key = ranking.content_key() if reuse_stored else None
-        ranking.run_id = runs.save(ranking.to_dict(), content_key=key)
+        if reuse_stored:
+            ranking.run_id = runs.save(
+                ranking.to_dict(),
+                content_key=ranking.identity_key(),
+                version_key=ranking.content_key(),
+            )
+        else:
+            ranking.run_id = runs.save(ranking.to_dict())
     return ranking
 
 
@@ -296,3 +340,99 @@ def _assign_ranks(ranking: Ranking) -> None:
             kind = "all" if ranking.ordered_by in COST_ORDERINGS else r.candidate.estimator
             counters[kind] = counters.get(kind, 0) + 1
             r.rank = counters[kind]
+
+
+# ----------------------------------------------------------------------------- fanned out
+def _score_unit(state: tuple[Scorer, Plan], c: Candidate) -> CandidateResult:
+    """Score one candidate: its result, or the reason it failed. A cancel and a checkpoint error
+    are raised: the checkpoint is every candidate's, so a file that cannot (or must not) be
+    loaded is the plan's error, not one candidate's. Finished scores stay in the result cache."""
+    scorer, plan = state
+    result = CandidateResult(c)
+    try:
+        result.score = _score_one(scorer, plan, c)
+    except (Cancelled, CheckpointError):
+        raise
+    except ResqueError as e:
+        result.error = str(e)
+    return result
+
+
+def _worker_scorer(plan: Plan, store: Any) -> tuple[Scorer, Plan]:
+    """A remote worker's state: its own scorer (the checkpoint loads on first use, once)."""
+    source = plan.resolve(plan.source)
+    return Scorer(plan.resolved_model(), plan.run, store=store, source_data=source), plan
+
+
+class _Miss(Exception):
+    """The result cache has no answer for this candidate."""
+
+
+class _LookupOnly:
+    """The driver's result cache, read-only: a miss stops the scorer before any computation
+    (a candidate's own result is the first thing a scorer looks up)."""
+
+    def __init__(self, store: ResultStore):
+        self._store = store
+
+    def get(self, key: str):
+        hit = self._store.get(key)
+        if hit is None:
+            raise _Miss
+        return hit
+
+    def put(self, *_args: Any, **_kwargs: Any) -> None:
+        raise _Miss
+
+    def file_sha256(self, path):
+        return self._store.file_sha256(path)
+
+
+def _score_remote(
+    executor: Executor,
+    plan: Plan,
+    scorer: Scorer,
+    store: ResultStore | None,
+    done: Callable[[int, CandidateResult], None],
+    cancel: Callable[[], bool] | None,
+) -> None:
+    """Cached candidates answered by the driver, the others scored on ``executor``'s workers.
+
+    The first distribution shift goes out first (with the new tasks); the source-side class sums
+    its worker computed are then shared with every worker through the object store, so they are
+    computed once, not once per worker. The driver writes the workers' records to ``store``."""
+    todo: list[int] = []
+    lookup = Scorer(
+        plan.resolved_model(),
+        plan.run,
+        store=_LookupOnly(store) if store is not None else None,
+        source_data=plan.resolve(plan.source),
+    )
+    for i, c in enumerate(plan.candidates):
+        if store is None:
+            todo.append(i)
+            continue
+        try:
+            done(i, _score_unit((lookup, plan), c))
+        except _Miss:
+            todo.append(i)
+    if not todo:
+        return
+    dist = [i for i in todo if plan.candidates[i].estimator == "dist"]
+    first = [i for i in todo if i not in dist[1:]]
+    waves = [first, dist[1:]]
+    known: list = []
+    with executor.pool(_worker_scorer, plan, store=store) as pool:
+        for wave in waves:
+            if not wave:
+                continue
+
+            def finished(o: Outcome, wave: list[int] = wave) -> None:
+                c = plan.candidates[wave[o.index]]
+                value = o.value if o.ok else CandidateResult(c, error=o.error)
+                done(wave[o.index], value)
+                if o.ok and c.estimator == "dist" and not known:
+                    known.extend(r for r in o.records if r[2])  # class sums carry arrays
+
+            items = [plan.candidates[i] for i in wave]
+            pool.map(_score_unit, items, known=known, on_done=finished, cancel=cancel)
