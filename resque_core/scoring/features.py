@@ -29,17 +29,18 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 AMP_TOLERANCE = 1e-2
 
 
-def pool(a: torch.Tensor) -> torch.Tensor:
+def pool(a: torch.Tensor, *, compat: str = "project") -> torch.Tensor:
     """Reduce a batch of activations to vectors [B, D].
 
     [B, C, H, W] (conv map) -> mean over H*W -> [B, C]; [B, T, D] (token sequence) -> mean over the
     T tokens -> [B, D]; [B, D] stays. The reference code averages a ViT's feature axis instead of
-    its tokens, a defect not reproduced here.
+    its tokens, a defect reproduced only with ``compat="reference"`` ([B, T, D] -> [B, T]);
+    conv maps and vectors pool the same in both modes.
     """
     if a.ndim == 4:
         return a.mean(dim=(2, 3))
     if a.ndim == 3:
-        return a.mean(dim=1)
+        return a.mean(dim=2) if compat == "reference" else a.mean(dim=1)
     if a.ndim == 2:
         return a
     raise ValueError(f"cannot pool an activation of shape {tuple(a.shape)}")
@@ -60,9 +61,12 @@ def _autocast(device: torch.device, amp: bool):
 class _Forward:
     """Layer output for a batch, with optional mixed precision verified once against fp32."""
 
-    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], amp: bool):
+    def __init__(
+        self, run: Callable[[torch.Tensor], torch.Tensor], amp: bool, compat: str = "project"
+    ):
         self.run = run
         self.amp = amp
+        self.compat = compat
         self.checked = not amp
         self.amp_error: float | None = None
 
@@ -74,8 +78,9 @@ class _Forward:
         if not self.checked:
             self.checked = True
             ref = self.run(x).float()
-            scale = pool(ref).abs().max().clamp_min(1e-12)
-            self.amp_error = float((pool(out) - pool(ref)).abs().max() / scale)
+            pooled_ref = pool(ref, compat=self.compat)
+            scale = pooled_ref.abs().max().clamp_min(1e-12)
+            self.amp_error = float((pool(out, compat=self.compat) - pooled_ref).abs().max() / scale)
             if self.amp_error > AMP_TOLERANCE:
                 self.amp = False
                 return ref
@@ -93,8 +98,10 @@ def class_sums(
     *,
     num_classes: int,
     amp: bool = False,
+    compat: str = "project",
 ) -> tuple[ClassSums, str]:
-    """Per-class sums of pooled activations of ``layer`` over all batches.
+    """Per-class sums of pooled activations of ``layer`` over all batches (``compat``: how a
+    token sequence is pooled, see :func:`pool`).
 
     Returns (sums: ClassSums [num_classes, D], precision used: "fp32" | "mixed"). Memory is
     independent of the number of images.
@@ -102,9 +109,9 @@ def class_sums(
     _check_eval(model)
     acc: ClassSums | None = None
     with tap(model, layer) as run, torch.inference_mode():
-        forward = _Forward(run, amp)
+        forward = _Forward(run, amp, compat)
         for x, y in batches:
-            feats = pool(forward(x))
+            feats = pool(forward(x), compat=compat)
             # Summing on the device first keeps the host transfer at [K, D] per batch.
             y_dev = y.to(feats.device)
             part = torch.zeros(
@@ -136,15 +143,17 @@ def embeddings(
     *,
     flatten: bool = False,
     amp: bool = False,
+    compat: str = "project",
 ) -> tuple[Embeddings, str]:
-    """Embeddings of every sample at ``layer`` (float32, on the host), and the precision used."""
+    """Embeddings of every sample at ``layer`` (float32, on the host), and the precision used
+    (``compat``: how a token sequence is pooled, see :func:`pool`)."""
     _check_eval(model)
     pooled, flat, labels = [], [], []
     with tap(model, layer) as run, torch.inference_mode():
-        forward = _Forward(run, amp)
+        forward = _Forward(run, amp, compat)
         for x, y in batches:
             a = forward(x)
-            pooled.append(pool(a).cpu().numpy())
+            pooled.append(pool(a, compat=compat).cpu().numpy())
             if flatten:
                 flat.append(a.flatten(1).cpu().numpy())
             labels.append(y.cpu().numpy())
