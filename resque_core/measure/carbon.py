@@ -1,30 +1,35 @@
-"""Carbon intensity of electricity (offline table) and the CO2 arithmetic.
+"""Carbon intensity of electricity (offline tables) and the CO2 arithmetic.
 
 CO2 [kg CO2e] = energy [kWh] x carbon intensity [g CO2e/kWh] x PUE / 1000
 (:func:`resque_core.measure.units.co2_kg`, the one formula).
 
-Intensities come from the tables codecarbon ships (no network):
+Intensities come from the tables codecarbon ships, read through its public data API
+(``codecarbon.input.DataSource``, no network), and regional figures are computed by codecarbon
+itself (``codecarbon.core.emissions.Emissions.get_region_emissions`` for one kWh):
 
-- countries: ``codecarbon/data/private_infra/global_energy_mix.json``, field ``carbon_intensity``
+- countries: the global energy mix (``get_global_energy_mix_data``), field ``carbon_intensity``
   (g CO2e/kWh, annual average of the country's generation mix, with its ``year``);
-- US states: ``codecarbon/data/private_infra/2023/usa_emissions.json`` (EPA eGRID 2023, lbs/MWh,
-  converted here with 1 lb = 453.59237 g);
-- Chinese provinces: ``codecarbon/data/private_infra/2023/china_provincial_emissions.json``
-  (MEE/NBS 2023 factors, g CO2/kWh);
-- no location: the world average of ``carbon_intensity_per_source.json`` (475 g/kWh, IEA 2019).
+- US states: EPA eGRID 2023 (``get_country_emissions_data("usa")``, lbs/MWh);
+- Canadian provinces: their 2023 generation mix (``get_country_energy_mix_data("can")``),
+  turned into g/kWh by codecarbon's emission factors for coal, oil and gas;
+- Chinese provinces: MEE/NBS 2023 factors (``get_china_provincial_emissions_data``);
+- Nordic bidding zones (SWE SE1-SE4, NOR NO1-NO5, FIN FI):
+  ``get_nordic_country_energy_mix_data`` (g CO2e/kWh);
+- no location: the world average of ``get_carbon_intensity_per_source_data`` (475 g/kWh,
+  IEA 2019).
 
-A user value (``override_g_per_kwh``) replaces the table. Every :class:`CarbonIntensity` carries
-its source and a relative 1-sigma uncertainty (default :data:`DEFAULT_RELATIVE_UNCERTAINTY`) that
+A region is matched by name or code (case-insensitive) against these tables before codecarbon is
+asked, so an unknown one is an error naming the closest, never a silent country average. A user
+value (``override_g_per_kwh``) replaces the table. Every :class:`CarbonIntensity` carries its
+source and a relative 1-sigma uncertainty (default :data:`DEFAULT_RELATIVE_UNCERTAINTY`) that
 the cost model propagates into CO2 intervals.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from .._util import unknown_name_message
@@ -44,9 +49,6 @@ DEFAULT_RELATIVE_UNCERTAINTY = 0.10
 """1-sigma relative uncertainty of a table intensity: an annual average stands for the hours the
 training actually ran, and grid mixes move by several percent from year to year; 10% covers that
 drift, not the much larger gap between average and marginal emissions (not modelled)."""
-
-_LB_IN_G = 453.59237
-_REGIONAL = ("USA", "CHN")
 
 
 @dataclass(frozen=True)
@@ -69,45 +71,68 @@ class CarbonIntensity:
         return asdict(self)
 
 
-def _data_dir() -> Path:
-    import codecarbon
+@lru_cache(maxsize=1)
+def _source() -> Any:
+    from codecarbon.input import DataSource
 
-    return Path(codecarbon.__file__).resolve().parent / "data" / "private_infra"
+    return DataSource()
 
 
 @lru_cache(maxsize=1)
 def _country_table() -> dict[str, dict[str, Any]]:
-    with open(_data_dir() / "global_energy_mix.json", encoding="utf-8") as f:
-        return json.load(f)
+    return _source().get_global_energy_mix_data()
 
 
 @lru_cache(maxsize=1)
 def _world_average() -> float:
-    with open(_data_dir() / "carbon_intensity_per_source.json", encoding="utf-8") as f:
-        return float(json.load(f)["world_average"])
+    return float(_source().get_carbon_intensity_per_source_data()["world_average"])
+
+
+# Where each country's regional figures come from (the source named in CarbonIntensity).
+_REGION_SOURCES = {
+    "USA": ("codecarbon usa_emissions (EPA eGRID 2023)", 2023),
+    "CAN": ("codecarbon canada_energy_mix (2023 provincial generation mix)", 2023),
+    "CHN": ("codecarbon china_provincial_emissions (MEE/NBS 2023)", 2023),
+    "SWE": ("codecarbon nordic_energy_mix (bidding zones)", None),
+    "NOR": ("codecarbon nordic_energy_mix (bidding zones)", None),
+    "FIN": ("codecarbon nordic_energy_mix (bidding zones)", None),
+}
+_REGIONAL = tuple(_REGION_SOURCES)
+_NORDIC_PREFIX = {"SE": "SWE", "NO": "NOR", "FI": "FIN"}
 
 
 @lru_cache(maxsize=1)
-def _region_tables() -> dict[str, dict[str, tuple[float, str]]]:
-    """{"USA": {name or code: (g/kWh, canonical name)}, "CHN": {...}} (lower-case keys)."""
-    base = _data_dir() / "2023"
-    with open(base / "usa_emissions.json", encoding="utf-8") as f:
-        usa = json.load(f)
-    with open(base / "china_provincial_emissions.json", encoding="utf-8") as f:
-        chn = json.load(f)
-    us: dict[str, tuple[float, str]] = {}
-    for name, row in usa.items():
-        if name.startswith("_"):
-            continue
-        value = float(row["emissions"]) * _LB_IN_G / 1000.0  # lbs/MWh -> g/kWh
-        us[name.lower()] = (value, name)
-        us[str(row["regionCode"]).lower()] = (value, name)
-    cn: dict[str, tuple[float, str]] = {}
-    for code, row in chn["data"].items():
-        value = float(row["emission_factor"])
+def _region_tables() -> dict[str, dict[str, tuple[str, int | None]]]:
+    """{country: {name or code (lower case): (codecarbon's region name, year)}}."""
+    source = _source()
+    us: dict[str, tuple[str, int | None]] = {}
+    for name, row in source.get_country_emissions_data("usa").items():
+        if not name.startswith("_"):
+            us[name.lower()] = us[str(row["regionCode"]).lower()] = (name, 2023)
+    ca = {name.lower(): (name, 2023) for name in source.get_country_energy_mix_data("can")}
+    cn: dict[str, tuple[str, int | None]] = {}
+    for code, row in source.get_china_provincial_emissions_data()["data"].items():
         for alias in (*row["names"], code.lower()):
-            cn[alias.lower()] = (value, row["names"][0])
-    return {"USA": us, "CHN": cn}
+            cn[alias.lower()] = (row["names"][0], int(row.get("year") or 2023))
+    tables: dict[str, dict[str, tuple[str, int | None]]] = {"USA": us, "CAN": ca, "CHN": cn}
+    for zone, row in source.get_nordic_country_energy_mix_data()["data"].items():
+        country = _NORDIC_PREFIX.get(zone[:2].upper())
+        if country is not None:
+            year = int(row["year"]) if row.get("year") is not None else None
+            tables.setdefault(country, {})[zone.lower()] = (zone, year)
+    return tables
+
+
+@lru_cache(maxsize=256)
+def _regional_g_per_kwh(country: str, region: str) -> float:
+    """codecarbon's emissions for one kWh drawn in ``region`` of ``country``, in g CO2e/kWh."""
+    from codecarbon.core.emissions import Emissions
+    from codecarbon.core.units import Energy
+    from codecarbon.external.geography import GeoMetadata
+
+    geo = GeoMetadata(country_iso_code=country, region=region)
+    kg = Emissions(_source()).get_region_emissions(Energy.from_energy(kWh=1.0), geo)
+    return float(kg) * 1000.0
 
 
 def countries() -> dict[str, str]:
@@ -117,11 +142,11 @@ def countries() -> dict[str, str]:
 
 
 def regions(country: str) -> list[str]:
-    """Region names with their own intensity in ``country`` (only USA and CHN have them)."""
+    """Region names with their own intensity in ``country`` (USA, CAN, CHN, SWE, NOR, FIN)."""
     code = country.strip().upper()
     if code not in _REGIONAL:
         return []
-    return sorted({name for _value, name in _region_tables()[code].values()})
+    return sorted({name for name, _year in _region_tables()[code].values()})
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -156,7 +181,7 @@ def carbon_intensity(
             raise ConfigError(f"region {region!r} needs a country (ISO-3 code, e.g. USA)")
         return CarbonIntensity(
             _world_average(),
-            "world average, codecarbon carbon_intensity_per_source.json (IEA 2019)",
+            "world average, codecarbon carbon_intensity_per_source (IEA 2019)",
             "world",
             2019,
             rel,
@@ -169,24 +194,20 @@ def carbon_intensity(
     if region is not None:
         if code not in _REGIONAL:
             raise ConfigError(
-                f"no regional intensities for {code}: regions exist for USA and CHN only; "
-                "drop the region or give the intensity yourself"
+                f"no regional intensities for {code}: regions exist for "
+                f"{', '.join(_REGIONAL)} only; drop the region or give the intensity yourself"
             )
-        key = region.strip().lower()
-        found = _region_tables()[code].get(key)
+        found = _region_tables()[code].get(region.strip().lower())
         if found is None:
             raise ConfigError(unknown_name_message(f"{code} region", region, regions(code)))
-        value, name = found
-        source = (
-            "codecarbon 2023/usa_emissions.json (EPA eGRID 2023)"
-            if code == "USA"
-            else "codecarbon 2023/china_provincial_emissions.json (MEE/NBS 2023)"
-        )
-        return CarbonIntensity(value, source, f"{code}/{name}", 2023, rel, float(pue))
+        name, year = found
+        source, _ = _REGION_SOURCES[code]
+        value = _regional_g_per_kwh(code, name)
+        return CarbonIntensity(value, source, f"{code}/{name}", year, rel, float(pue))
     row = table[code]
     return CarbonIntensity(
         float(row["carbon_intensity"]),
-        f"codecarbon global_energy_mix.json ({row.get('country_name', code)})",
+        f"codecarbon global_energy_mix ({row.get('country_name', code)})",
         code,
         int(row["year"]) if row.get("year") is not None else None,
         rel,

@@ -1,4 +1,5 @@
-"""Carbon intensity table look-ups (codecarbon's offline data) and the CO2 arithmetic."""
+"""Carbon intensity look-ups (codecarbon's offline data, through its public data API) and the CO2
+arithmetic."""
 
 import json
 import re
@@ -27,7 +28,7 @@ def test_country_comes_from_codecarbons_energy_mix_table():
     assert ci.g_per_kwh == table["FRA"]["carbon_intensity"]
     assert ci.year == table["FRA"]["year"]
     assert ci.location == "FRA"
-    assert "global_energy_mix.json" in ci.source and "France" in ci.source
+    assert "global_energy_mix" in ci.source and "France" in ci.source
     assert ci.relative_uncertainty == DEFAULT_RELATIVE_UNCERTAINTY
     assert ci.pue == 1.0
 
@@ -45,6 +46,36 @@ def test_us_state_by_name_or_code_converts_lbs_per_mwh():
     assert by_name.g_per_kwh == pytest.approx(expected)
     assert by_code == by_name
     assert by_name.location == "USA/california" and "eGRID" in by_name.source
+
+
+def test_values_unchanged_from_codecarbons_files():
+    """DEU, USA/california and CHN/guangdong as read from codecarbon's data files before its
+    data API was used (the files are the oracle here)."""
+    mix = json.loads((DATA / "global_energy_mix.json").read_text(encoding="utf-8"))
+    usa = json.loads((DATA / "2023" / "usa_emissions.json").read_text(encoding="utf-8"))
+    chn = json.loads(
+        (DATA / "2023" / "china_provincial_emissions.json").read_text(encoding="utf-8")
+    )
+    guangdong = next(r for r in chn["data"].values() if "guangdong" in r["names"])
+    assert carbon_intensity(country="DEU").g_per_kwh == mix["DEU"]["carbon_intensity"] == 380.95
+    assert carbon_intensity(country="USA", region="california").g_per_kwh == pytest.approx(
+        usa["california"]["emissions"] * 453.59237 / 1000, rel=1e-12
+    )
+    ci = carbon_intensity(country="CHN", region="Guangdong")
+    assert ci.g_per_kwh == guangdong["emission_factor"] == 441.9
+    assert ci.location == "CHN/guangdong" and ci.year == 2023
+
+
+def test_nordic_zone_and_canadian_province_are_accepted():
+    se3 = carbon_intensity(country="SWE", region="se3")
+    assert se3.location == "SWE/SE3" and se3.g_per_kwh == 27.0 and "nordic" in se3.source
+    assert regions("NOR") == ["NO1", "NO2", "NO3", "NO4", "NO5"]
+    # Canada's provinces come as a generation mix; codecarbon weighs coal, oil and gas.
+    quebec, alberta = (carbon_intensity(country="CAN", region=r) for r in ("Quebec", "alberta"))
+    assert quebec.location == "CAN/quebec" and 0 < quebec.g_per_kwh < 50 < alberta.g_per_kwh
+    assert "ontario" in regions("can")
+    with pytest.raises(ConfigError, match="closest: ontario"):
+        carbon_intensity(country="CAN", region="ontaro")
 
 
 def test_chinese_province():
@@ -113,7 +144,8 @@ def test_listings():
         ({"region": "bavaria"}, "region 'bavaria' needs a country (ISO-3 code, e.g. USA)"),
         (
             {"country": "DEU", "region": "bavaria"},
-            "no regional intensities for DEU: regions exist for USA and CHN only; "
+            "no regional intensities for DEU: regions exist for USA, CAN, CHN, SWE, NOR, FIN "
+            "only; "
             "drop the region or give the intensity yourself",
         ),
     ],
