@@ -134,7 +134,11 @@ def add_cost_options(p: argparse.ArgumentParser) -> None:
     """Cost-model options shared by rank and validate (defaults live in the engine)."""
     g = p.add_argument_group("cost model (predicted epochs, kWh, CO2)")
     g.add_argument("--country", help="ISO-3 code for the carbon intensity (default: world average)")
-    g.add_argument("--region", help="US state or Chinese province (with --country USA or CHN)")
+    g.add_argument(
+        "--region",
+        help="US state, Canadian province, Chinese province or Nordic bidding zone "
+        "(with --country USA, CAN, CHN, SWE, NOR or FIN)",
+    )
     g.add_argument(
         "--carbon-intensity", type=float, metavar="G_PER_KWH", help="your own g CO2e/kWh"
     )
