@@ -9,8 +9,9 @@ Three pieces, three uncertainties:
    residual / (1 - leverage)) is reported with every fit. Without at least
    :data:`MIN_POINTS` usable local measurements a documented :data:`PRIORS` entry is used and
    marked ``"basis": "prior"``.
-2. **Energy per epoch** from a short measured probe on the candidate
-   (:func:`~resque_core.retrain.probe.probe_epoch_energy`); its uncertainty is the spread (standard
+2. **Energy per epoch** from a short measured probe, one per workload (model, procedure,
+   device, input size, head; :mod:`resque_core.retrain.probe`), scaled by each candidate's
+   batches; its uncertainty is the spread (standard
    deviation) of the probe's repeated windows, not the standard error of their mean: the
    extrapolation from a few batches to an epoch has errors that repeating the same windows does
    not reveal.
@@ -34,7 +35,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -54,8 +54,9 @@ from ..retrain import (
     EnergyProbe,
     RetrainConfig,
     RetrainData,
-    candidate_data,
-    probe_epoch_energy,
+    Workload,
+    workload_energy,
+    workload_of,
 )
 from ..store.cache import canonical_key, default_cache_dir
 
@@ -423,41 +424,27 @@ def probe_candidate(
     data: RetrainData | None = None,
     seconds: float = 0.5,
 ) -> EnergyProbe:
-    """The energy probe of one candidate, from ``store`` when this machine already measured it
-    with the same model, data, procedure, device and meter."""
-    from ..scoring.scorer import resolve_device
-
-    target = (
-        candidate.shift
-        if candidate.kind == "shift"
-        else scorer.fingerprint(plan.resolve(candidate.data))
+    """The energy probe of one candidate: its workload's batch energy
+    (:func:`~resque_core.retrain.probe.workload_energy`, measured once per model, procedure,
+    device, input size and head, from ``store`` when this machine already measured it) scaled
+    by the candidate's own batches."""
+    workload = (
+        Workload.of_data(data, config.batch_size)
+        if data is not None
+        else workload_of(plan, candidate, scorer=scorer, config=config)
     )
-    key = canonical_key(
-        "energy_probe",
-        {
-            "model": scorer.checkpoint_sha256(),
-            "source": scorer.fingerprint(plan.resolve(plan.source)),
-            "kind": candidate.kind,
-            "target": target,
-            "seed": scorer.run.seed,
-            "procedure": config.procedure(),
-            "device": str(resolve_device(config.device)),
-            "meter": meter.name,
-            "host": platform.node(),
-        },
+    batch = workload_energy(
+        plan,
+        candidate,
+        scorer=scorer,
+        config=config,
+        meter=meter,
+        workload=workload,
+        store=store,
+        data=data,
+        seconds=seconds,
     )
-    hit = store.get(key) if store is not None else None
-    if hit is not None:
-        meta = {k: v for k, v in hit[0].items() if k != "kwh_per_epoch"}
-        return EnergyProbe(**meta)
-    if data is None:
-        data = candidate_data(plan, candidate, scorer=scorer, config=config)
-    probe = probe_epoch_energy(
-        scorer.checkpoint().model, data, config=config, meter=meter, seconds=seconds
-    )
-    if store is not None:
-        store.put(key, probe.to_dict())
-    return probe
+    return batch.for_epoch(workload.train_batches, workload.eval_batches)
 
 
 @dataclass(frozen=True)
@@ -479,10 +466,14 @@ def predict_candidates(
     options: CostOptions,
     store: ResultStore | None = None,
     cancel: Callable[[], bool] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[dict[str, CandidateCost], dict[str, Calibration]]:
     """Predict the cost of every ``(candidate, RESQUE value)`` in ``scored``: returns
     ({candidate id: its answer}, the calibrations used (stored ones, else priors)). One meter
-    session serves all the probes. Cancelling raises :class:`~resque_core.errors.Cancelled`
+    session serves all the probes, one probe per workload
+    (:func:`~resque_core.retrain.probe.workload_of`), each at most as long as the cheapest
+    predicted retraining of its candidates; ``progress("energy probe", i, n)`` before each.
+    Cancelling (read after every probe batch) raises :class:`~resque_core.errors.Cancelled`
     and returns nothing, so a caller never holds half the answers."""
     from ..scoring.scorer import resolve_device
 
@@ -490,29 +481,60 @@ def predict_candidates(
     key = calibration_key(scorer.checkpoint_sha256(), options.procedure.procedure())
     calibrations = load_calibrations(options.resolved_cache_dir(), key)
     costs: dict[str, CandidateCost] = {}
+    # Candidates with one workload (model, procedure, device, input size, head) share one probe.
+    groups: dict[tuple, list[tuple[Candidate, float, Workload]]] = {}
+    for candidate, value in scored:
+        try:
+            w = workload_of(plan, candidate, scorer=scorer, config=options.procedure)
+        except ResqueError as e:
+            costs[candidate.id] = CandidateCost(error=str(e))
+            continue
+        groups.setdefault((w.input_shape, w.head), []).append((candidate, value, w))
     with make_meter(options.meter, device=device) as meter:
-        for candidate, value in scored:
+        for i, members in enumerate(groups.values()):
             if cancel is not None and cancel():
-                raise Cancelled("cancelled while probing energy; the scores are kept")
+                raise Cancelled(
+                    f"cancelled while probing energy ({i} of {len(groups)} probes done); "
+                    "the scores are kept"
+                )
+            if progress is not None:
+                progress("energy probe", i, len(groups))
+            # Never probe longer than the cheapest retraining this probe informs.
+            cheapest = min(calibrations[c.estimator].mean(v) for c, v, _ in members)
             try:
-                probe = probe_candidate(
+                batch = workload_energy(
                     plan,
-                    candidate,
+                    members[0][0],
                     scorer=scorer,
                     config=options.procedure,
                     meter=meter,
+                    workload=members[0][2],
                     store=store,
                     seconds=options.probe_seconds,
+                    budget_epochs=cheapest,
+                    cancel=cancel,
                 )
+            except Cancelled:
+                raise Cancelled(
+                    f"cancelled while probing energy ({i} of {len(groups)} probes done); "
+                    "the scores are kept"
+                ) from None
             except ResqueError as e:
-                costs[candidate.id] = CandidateCost(error=str(e))
+                for candidate, _, _ in members:
+                    costs[candidate.id] = CandidateCost(error=str(e))
                 continue
-            prediction = predict_cost(
-                value,
-                calibration=calibrations[candidate.estimator],
-                probe=probe,
-                settings=options.settings,
-            )
-            over = over_budget(prediction, max_kwh=options.max_kwh, max_co2_kg=options.max_co2_kg)
-            costs[candidate.id] = CandidateCost(prediction, over_budget=tuple(over))
+            for candidate, value, w in members:
+                probe = batch.for_epoch(w.train_batches, w.eval_batches)
+                prediction = predict_cost(
+                    value,
+                    calibration=calibrations[candidate.estimator],
+                    probe=probe,
+                    settings=options.settings,
+                )
+                over = over_budget(
+                    prediction, max_kwh=options.max_kwh, max_co2_kg=options.max_co2_kg
+                )
+                costs[candidate.id] = CandidateCost(prediction, over_budget=tuple(over))
+        if progress is not None:
+            progress("energy probe", len(groups), len(groups))
     return costs, calibrations

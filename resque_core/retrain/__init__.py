@@ -2,8 +2,8 @@
 
 config (settings and records), augment (seeded batch augmentation), trainer (the model copy, its
 optimizer, one step, evaluation), loop (epochs, stopping rules, :func:`retrain`), probe (energy
-of one epoch from a few batches), candidates (a candidate's train / held-out data). See
-docs/ARCHITECTURE.md.
+of one epoch from a few batches, once per workload), candidates (a candidate's train /
+held-out data). See docs/ARCHITECTURE.md.
 """
 
 from .augment import augment
@@ -18,20 +18,32 @@ from .config import (
     RetrainResult,
 )
 from .loop import retrain
-from .probe import probe_epoch_energy
+from .probe import (
+    BatchEnergy,
+    Workload,
+    probe_batch_energy,
+    probe_epoch_energy,
+    workload_energy,
+    workload_of,
+)
 from .trainer import prepare_model
 
 __all__ = [
     "AUGMENTATIONS",
+    "BatchEnergy",
     "EnergyProbe",
     "EpochRecord",
     "OPTIMIZERS",
+    "Workload",
     "RetrainConfig",
     "RetrainData",
     "RetrainResult",
     "augment",
     "candidate_data",
     "prepare_model",
+    "probe_batch_energy",
     "probe_epoch_energy",
     "retrain",
+    "workload_energy",
+    "workload_of",
 ]

@@ -254,6 +254,10 @@ class EnergyProbe:
 
     ``joules_per_epoch`` is the mean over ``repeats`` windows, ``joules_per_epoch_sd`` their
     standard deviation (the probe's spread); ``seconds_per_epoch`` likewise from wall time.
+    ``probe_seconds`` / ``probe_joules``: wall time and measured energy of the probe itself;
+    ``workload``: the key of the workload it measured (candidates with the same model, procedure,
+    device, input size and head share one probe); ``window_seconds``: mean length of a measured
+    window; ``note``: why the windows are shorter than the meter's sampling period, if they are.
     """
 
     joules_per_epoch: float
@@ -265,6 +269,12 @@ class EnergyProbe:
     repeats: int
     method: str
     basis: str
+    # What the probe itself cost and whose workload it measured (absent in older records).
+    probe_seconds: float | None = None
+    probe_joules: float | None = None
+    workload: str = ""
+    window_seconds: float | None = None
+    note: str = ""
 
     @property
     def kwh_per_epoch(self) -> float:
