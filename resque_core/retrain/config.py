@@ -28,19 +28,41 @@ __all__ = [
     "RetrainConfig",
     "RetrainData",
     "RetrainResult",
+    "stored_augmentation",
 ]
 
 Optimizer = Literal["adam", "adamw", "sgd"]
-Augmentation = Literal["reference", "no_flip", "none"]
+Augmentation = Literal["project", "no_flip", "reference", "reference_task", "none"]
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
-AUGMENTATIONS: tuple[str, ...] = ("reference", "no_flip", "none")
+AUGMENTATIONS: tuple[str, ...] = ("project", "no_flip", "reference", "reference_task", "none")
+"""Augmentation policies (:mod:`~resque_core.retrain.augment`): ``project`` (default) and
+``no_flip`` are this project's; ``reference`` and ``reference_task`` the reference code's noise and
+task retraining transforms; ``none``."""
+
+# How a policy is written in a stored procedure (calibration keys, stored configs). ``project``
+# keeps the name it was stored under before the reference policies existed ("reference"), so every
+# calibration measured with it still matches; the reference policies get names no older document
+# uses.
+_STORED_AUGMENTATION = {"project": "reference", "reference": "reference_t1"}
+_READ_AUGMENTATION = {stored: name for name, stored in _STORED_AUGMENTATION.items()}
+
+
+def stored_augmentation(name: str) -> str:
+    """The policy a stored procedure's ``augment`` names: ``"reference"`` in a stored procedure is
+    today's ``project`` policy (the name it had before), ``"reference_t1"`` the reference code's;
+    other names are themselves."""
+    return _READ_AUGMENTATION.get(name, name)
+
+
 Status = Literal["completed", "cancelled", "failed"]
 
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    """How to fine-tune. Defaults are the reference's (Adam, lr 1e-3, weight decay 1e-5, batch
-    32, flip / rotation / affine / colour-jitter augmentation, all layers).
+    """How to fine-tune. Defaults are the reference's optimiser settings (Adam, lr 1e-3, weight
+    decay 1e-5, batch 32, all layers) with the project's augmentation (``project``: flip,
+    rotation, scale and shift, brightness and contrast); ``augment="reference"`` (or
+    ``"reference_task"``) uses the reference code's transforms instead (docs/METHOD.md).
 
     ``target_accuracy``: held-out accuracy that ends training. Default 0.9: high enough that a model
     hurt by a shift has to recover (the demo model's clean held-out accuracy is ~0.97), reachable on
@@ -56,7 +78,7 @@ class RetrainConfig:
     weight_decay: float = 1e-5
     momentum: float = 0.9
     batch_size: int = 32
-    augment: Augmentation = "reference"
+    augment: Augmentation = "project"
     target_accuracy: float = 0.9
     cutoffs: tuple[tuple[float, int], ...] = ((0.02, 10), (0.05, 20))
     max_epochs: int = 250
@@ -107,10 +129,13 @@ class RetrainConfig:
 
     def procedure(self) -> dict[str, Any]:
         """The settings that decide how many epochs a run needs (not the limits that truncate
-        it): calibrations are kept per procedure."""
+        it): calibrations are kept per procedure. The augmentation is written under its stored
+        name (:func:`stored_augmentation` reads it back), so ``project`` procedures keep the keys
+        they had when the policy was called ``reference``."""
         d = self.to_dict()
         for limit in ("max_epochs", "time_budget_s", "device"):
             d.pop(limit)
+        d["augment"] = _STORED_AUGMENTATION.get(self.augment, self.augment)
         return d
 
 
