@@ -1,10 +1,12 @@
-"""Architectures a state_dict can be loaded into: the project's own small networks and every
-torchvision classification model, always built without pretrained weights (nothing is downloaded).
+"""Architectures a state_dict can be loaded into: the project's own small networks, every
+torchvision classification model and every timm model, always built without pretrained weights
+(nothing is downloaded).
 
 The project's networks are registered with :func:`register_arch`; :func:`build_model` looks a
-name up there first, then in torchvision. Layer names follow torchvision's conventions, so a
-layer chosen on one network reads the same on a similar one (``conv1``, ``layer4.1.conv2``,
-``fc``).
+name up there first, then in torchvision, then in timm (imported only then). A name both
+torchvision and timm know (``resnet18``) is torchvision's; ``timm:NAME`` asks for timm's. Layer
+names follow each library's module names (torchvision: ``conv1``, ``layer4.1.conv2``, ``fc``;
+timm: ``stages.3``, ``blocks.11``, ``head.fc``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .._util import unknown_name_message
 from ..errors import ConfigError
 
 __all__ = [
+    "TIMM_PREFIX",
     "available_archs",
     "build_model",
     "project_archs",
@@ -55,9 +58,34 @@ def _torchvision_archs() -> tuple[str, ...]:
     return tuple(torchvision.models.list_models(module=torchvision.models))
 
 
+TIMM_PREFIX = "timm:"
+
+
+@functools.cache
+def _timm_archs() -> frozenset[str]:
+    try:
+        import timm
+    except ImportError:  # an optional extra: without it, timm names are unknown names
+        return frozenset()
+    return frozenset(timm.list_models())
+
+
+def _timm_name(arch: str) -> str | None:
+    """The timm model ``arch`` names (``timm:NAME``, or a NAME only timm has), else None."""
+    if arch.startswith(TIMM_PREFIX):
+        name = arch.removeprefix(TIMM_PREFIX)
+        return name if name in _timm_archs() else None
+    if arch in _REGISTRY or arch in _torchvision_archs():
+        return None
+    return arch if arch in _timm_archs() else None
+
+
 def available_archs() -> list[str]:
-    """Every name :func:`build_model` accepts: the project's first, then torchvision's."""
-    return project_archs() + [n for n in _torchvision_archs() if n not in _REGISTRY]
+    """Every name :func:`build_model` accepts: the project's first, then torchvision's, then
+    timm's (``timm:NAME`` where torchvision has the same name)."""
+    own = project_archs() + [n for n in _torchvision_archs() if n not in _REGISTRY]
+    taken = set(own)
+    return own + sorted(f"{TIMM_PREFIX}{n}" if n in taken else n for n in _timm_archs())
 
 
 def build_model(arch: str, *, num_classes: int, in_channels: int = 3) -> nn.Module:
@@ -65,7 +93,8 @@ def build_model(arch: str, *, num_classes: int, in_channels: int = 3) -> nn.Modu
 
     Torchvision models are built with ``weights=None``. They are designed for 3 input channels;
     for any other ``in_channels`` their first ``nn.Conv2d`` (the stem) is replaced by a new one
-    with the same kernel, stride, padding and output channels taking ``in_channels`` inputs.
+    with the same kernel, stride, padding and output channels taking ``in_channels`` inputs. Timm
+    models are built with ``pretrained=False`` and ``in_chans=in_channels``.
     Unknown ``arch``: ConfigError listing the closest names.
     """
     for what, value in (("num_classes", num_classes), ("in_channels", in_channels)):
@@ -78,6 +107,14 @@ def build_model(arch: str, *, num_classes: int, in_channels: int = 3) -> nn.Modu
         if in_channels != 3:
             _replace_stem(model, in_channels)
         return model
+    timm_name = _timm_name(arch)
+    if timm_name is not None:
+        import timm
+
+        # pretrained=False: weights are never fetched; in_chans builds the stem for the input.
+        return timm.create_model(
+            timm_name, pretrained=False, num_classes=num_classes, in_chans=in_channels
+        )
     raise ConfigError(unknown_name_message("architecture", arch, available_archs()))
 
 
