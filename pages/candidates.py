@@ -8,7 +8,7 @@ import streamlit as st
 from resque_core import load_plan
 from resque_core.data import BUILTINS, shift_table
 from resque_core.report import charts
-from ui import cached, state, widgets
+from ui import cached, state, views, widgets
 from ui.feedback import user_errors
 
 st.title("Candidates")
@@ -51,14 +51,14 @@ with st.container(border=True):
             summary = cached.data_summary(plan.resolve(plan.source))
         if not box.failed:
             st.markdown(
-                f"`{plan.source}` — {summary['images']:,} images, {summary['classes']} classes, "
-                f"{summary['shape']} each"
+                f"{views.md_text(state.display(plan.source))} — {summary['images']:,} images, "
+                f"{summary['classes']} classes, {summary['shape']} each"
             )
     with st.expander("Change the source data", expanded=not plan.source):
         spec = widgets.data_spec_input("cand_source", builtins=BUILTIN_NAMES, descriptions=BUILTINS)
         if st.button("Use as source data", key="cand_source_set", disabled=spec is None):
             with user_errors("Could not use this data") as box:
-                cached.data_summary(spec)
+                cached.data_summary(state.allowed_spec(spec))
                 doc = state.plan_doc()
                 doc["source"] = spec
                 state.set_plan(doc)
@@ -152,7 +152,7 @@ with st.container(border=True):
             disabled=shifted_spec is None,
         ):
             with user_errors("Could not add this data") as box:
-                cached.data_summary(shifted_spec)
+                cached.data_summary(state.allowed_spec(shifted_spec))
                 label = shifted_label.strip() or _label(shifted_spec)
                 _add(
                     [
@@ -183,7 +183,7 @@ with st.container(border=True):
             disabled=task_spec is None,
         ):
             with user_errors("Could not add this task") as box:
-                cached.data_summary(task_spec)
+                cached.data_summary(state.allowed_spec(task_spec))
                 label = task_label.strip() or _label(task_spec)
                 _add(
                     [
@@ -212,7 +212,7 @@ with st.container(border=True):
                     "kind": {"shift": "synthetic shift", "shifted_data": "real shifted data"}.get(
                         c.kind, "new task"
                     ),
-                    "what": c.shift or c.data,
+                    "what": c.shift or state.display(c.data),
                     "label": c.label,
                     "note": c.note,
                 }
@@ -327,7 +327,7 @@ with st.container(border=True):
         ).strip()
         if st.button("Open", key="cand_plan_open", disabled=not plan_path):
             with user_errors("Could not open the plan") as box:
-                loaded = load_plan(plan_path)
+                loaded = load_plan(state.allowed_path(plan_path))
                 state.open_plan(loaded, base=loaded.base_dir)
             if not box.failed:
                 st.rerun()

@@ -6,7 +6,7 @@ from resque_core import ModelConfig
 from resque_core.data import parse_floats, parse_image_size
 from resque_core.model import available_archs, default_layer
 from resque_core.scoring import HELD_OUT_FRACTION
-from ui import cached, state
+from ui import cached, state, views
 from ui.feedback import user_errors
 
 st.title("Checkpoint")
@@ -29,9 +29,11 @@ def _joined(values: tuple[float, ...]) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
 
-# An empty checkpoint stays empty (resolving it would give the plan's folder).
-_init("ckpt_how", "Path on the server" if plan.model.checkpoint else "Upload")
-_init("ckpt_path", model.checkpoint if plan.model.checkpoint else "")
+# An empty checkpoint stays empty (resolving it would give the plan's folder). An uploaded one is
+# shown by its name, never by where the server keeps it.
+uploaded = bool(plan.model.checkpoint) and state.display(model.checkpoint) != model.checkpoint
+_init("ckpt_how", "Path on the server" if plan.model.checkpoint and not uploaded else "Upload")
+_init("ckpt_path", model.checkpoint if plan.model.checkpoint and not uploaded else "")
 _init("ckpt_arch", model.arch or "")
 _init("ckpt_num_classes", model.num_classes)
 _init("ckpt_in_channels", model.in_channels)
@@ -57,13 +59,35 @@ with st.container(border=True):
             help="A state_dict (.pt/.pth; also nested under state_dict/model), a TorchScript "
             "archive or a torch.export program (.pt2). Kept for this session only.",
         )
-        path = str(state.save_upload(upload.name, upload.getvalue())) if upload else ""
+        path = ""
+        if upload is not None:
+            with user_errors("Could not keep this upload") as up_box:
+                path = str(state.save_upload(upload.name, upload.getvalue()))
+        elif uploaded:
+            path = model.checkpoint
+            st.caption(f"Uploaded file in use: {views.md_text(state.display(path))}")
     else:
+        roots = cached.settings().roots
+        files = cached.root_entries("model")
+
+        def _pick() -> None:
+            st.session_state["ckpt_path"] = st.session_state["ckpt_pick"] or ""
+
+        if files:
+            st.selectbox(
+                "Model files in the data roots",
+                ["", *files],
+                key="ckpt_pick",
+                on_change=_pick,
+                format_func=lambda f: f or "choose, or type a path below",
+            )
         path = st.text_input(
             "Path on the server",
             key="ckpt_path",
             placeholder="/models/resnet18_cifar10.pt",
-            help="Read by the machine that runs this app.",
+            help="Read by the machine that runs this app, only inside its data roots: "
+            + (", ".join(map(str, roots)) or "none are set")
+            + " (see Settings).",
         ).strip()
 
     st.subheader("2 · How to build and feed it")
@@ -128,6 +152,8 @@ with st.container(border=True):
         disabled=not path,
     ):
         with user_errors("Could not use this checkpoint") as box:
+            # Before anything reads the file: only inside the data roots or the user's uploads.
+            state.allowed_path(path)
             new_model = ModelConfig(
                 checkpoint=path,
                 arch=arch or None,

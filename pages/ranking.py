@@ -100,9 +100,11 @@ if over:
 views.ranking_table(ranking, key="rank_table")
 
 if ranking.get("run_id"):
-    st.caption(
-        f"Stored as run `{ranking['run_id']}`: reopen it any time from "
-        f"[History](/history?run={ranking['run_id']})."
+    st.page_link(
+        "pages/history.py",
+        label=f"Stored as run {ranking['run_id']}: reopen it any time from History",
+        icon=":material/history:",
+        query_params={"run": ranking["run_id"]},
     )
 with st.expander("Export this ranking", icon=":material/ios_share:"):
     views.report_downloads(ranking, key_prefix="rank")

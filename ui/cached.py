@@ -14,31 +14,56 @@ Every function raises :class:`~resque_core.errors.ResqueError` for bad input; pa
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from resque_core import ConfigError, ModelConfig, Plan, ResultStore, RunConfig, RunStore, Scorer
+from resque_core import (
+    DEMO_PLAN,
+    ConfigError,
+    ModelConfig,
+    Plan,
+    ResultStore,
+    RunConfig,
+    RunStore,
+    Scorer,
+)
 from resque_core.data import ImageSet, Preprocess, data_fingerprint, load_data
 from resque_core.data import shift_preview as _shift_preview
 from resque_core.model import LayerInfo, LoadedCheckpoint, list_layers
 from resque_core.scoring import default_image_size, resolve_device
 from resque_core.scoring import source_accuracy as _source_accuracy
-from resque_core.store import default_cache_dir
+from resque_core.store import (
+    ServerSettings,
+    WorkspaceStore,
+    confine,
+    confine_spec,
+    data_entries,
+    default_cache_dir,
+    server_settings,
+)
 
 __all__ = [
+    "allowed_path",
+    "allowed_spec",
     "cache_dir",
     "checkpoint",
     "data_summary",
     "dataset",
+    "forget_uploads",
     "device_name",
     "input_size",
     "layers",
     "result_store",
+    "root_entries",
     "run_store",
+    "settings",
     "shift_preview",
     "source_accuracy",
+    "workspaces",
 ]
 
 
@@ -77,6 +102,50 @@ def run_store() -> RunStore:
     return _open(_run_store, cache_dir())
 
 
+def settings() -> ServerSettings:
+    """The server's data roots and upload caps (read on every call: a change applies at once).
+    The default root, ``<cache dir>/data``, is created so that it can be filled."""
+    found = server_settings(cache_dir())
+    if not found.fixed and found.source.startswith("the default"):
+        # An unwritable cache folder is reported by the stores.
+        with contextlib.suppress(OSError):
+            found.roots[0].mkdir(parents=True, exist_ok=True)
+    return found
+
+
+def workspaces() -> WorkspaceStore:
+    """The workspaces of :func:`cache_dir`, with the server's upload caps."""
+    found = settings()
+    return WorkspaceStore(
+        cache_dir(),
+        max_upload_bytes=found.max_upload_bytes,
+        max_total_bytes=found.max_uploads_bytes,
+    )
+
+
+def _roots(extra: tuple[str, ...]) -> list[Path]:
+    # The shipped demo files are always readable; so are the caller's own uploads (``extra``).
+    return [*settings().roots, Path(DEMO_PLAN).parent, *(Path(e) for e in extra)]
+
+
+def allowed_path(path: str, *, extra: tuple[str, ...] = ()) -> str:
+    """``path`` if the dashboard may read it (inside a data root, the demo or ``extra``, with
+    symlinks resolved; a regular file or a folder); else ConfigError with one message for every
+    path outside the roots and every missing one."""
+    confine(path, _roots(extra))
+    return path
+
+
+def allowed_spec(spec: str, *, extra: tuple[str, ...] = ()) -> str:
+    """A data spec whose server path passes :func:`allowed_path` (built-in sets always do)."""
+    return confine_spec(spec, _roots(extra))
+
+
+def root_entries(kind: str = "data") -> list[str]:
+    """Folders and data files (``kind`` "data") or model files ("model") in the data roots."""
+    return data_entries(list(settings().roots), kind=kind)
+
+
 def device_name(run: RunConfig) -> str:
     """The device a run uses ("cpu", "cuda", "cuda:1"); ConfigError if it is not available."""
     return str(resolve_device(run.device))
@@ -100,19 +169,36 @@ def _checkpoint(
     return Scorer(model, RunConfig(device=device)).checkpoint()
 
 
+# The arguments each shared checkpoint and data set was loaded with, by file path: what
+# forget_uploads() drops when a workspace (and its files) is deleted.
+_LOADED: dict[str, list[tuple[Any, tuple]]] = {}
+
+
+def _remember(path: str, cache: Any, args: tuple) -> None:
+    entries = _LOADED.setdefault(path, [])
+    if (cache, args) not in entries:
+        entries.append((cache, args))
+
+
+def forget_uploads(folder: str) -> int:
+    """Drop the shared checkpoints and data sets loaded from files under ``folder`` (a deleted
+    workspace's), so their memory is freed; returns how many entries were dropped."""
+    dropped = 0
+    for path in [p for p in _LOADED if p.startswith(folder)]:
+        for cache, args in _LOADED.pop(path):
+            cache.clear(*args)
+            dropped += 1
+    return dropped
+
+
 def checkpoint(model: ModelConfig, device: str) -> LoadedCheckpoint:
     """The loaded checkpoint of ``model`` on ``device`` (shared; never mutate it)."""
     # The Scorer hashes through the store's (path, size, mtime) memo and words a missing file.
     sha256 = Scorer(model, RunConfig(device=device), store=result_store()).checkpoint_sha256()
-    return _checkpoint(
-        sha256,
-        model.arch,
-        model.num_classes,
-        model.in_channels,
-        model.trusted,
-        device,
-        _path=model.checkpoint,
-    )
+    args = (sha256, model.arch, model.num_classes, model.in_channels, model.trusted, device)
+    loaded = _checkpoint(*args, _path=model.checkpoint)
+    _remember(str(model.checkpoint), _checkpoint, (*args, model.checkpoint))
+    return loaded
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -134,7 +220,10 @@ def _dataset(fingerprint: str, spec: str) -> ImageSet:
 
 def dataset(spec: str) -> ImageSet:
     """The labelled images of a data spec at their native size (shared; never mutate them)."""
-    return _dataset(data_fingerprint(spec), spec)
+    args = (data_fingerprint(spec), spec)
+    loaded = _dataset(*args)
+    _remember(spec, _dataset, args)
+    return loaded
 
 
 def input_size(plan: Plan, model: ModelConfig, arch: str | None) -> tuple[int, int]:

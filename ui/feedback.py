@@ -4,6 +4,10 @@ The engine raises :class:`~resque_core.errors.ResqueError` subclasses whose text
 sentence a user can act on. Pages run engine calls inside :func:`user_errors`: the message is
 shown with ``st.error`` and the page goes on rendering, so nothing already on screen or in the
 session is lost. Any other exception is a bug and propagates.
+
+The message holds user text (labels, file names, plan names), so it is shown as plain text:
+Markdown in it (links, images, emphasis) is escaped, and upload paths are shown as the uploaded
+file's name.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ def user_errors(what: str = "") -> Iterator[ErrorBox]:
     try:
         yield box
     except ResqueError as e:
-        box.failed, box.message = True, str(e)
-        text = str(e)
-        st.error(f"{what}: {text}" if what else text[:1].upper() + text[1:], icon="⚠️")
+        from . import state
+        from .views import md_text  # views shows errors through this module: imported late
+
+        text = state.display(str(e))
+        box.failed, box.message = True, text
+        shown = md_text(text)
+        st.error(f"{what}: {shown}" if what else shown[:1].upper() + shown[1:], icon="⚠️")

@@ -1,10 +1,20 @@
-"""Per-session state: the current plan (as its JSON dict) and the session's upload folder.
+"""Per-session state: the current plan (as its JSON dict), kept in a server-side workspace.
 
-Everything lives in ``st.session_state``, so two browser sessions never see each other's plan or
-files. The plan is kept as the plain dict of :meth:`resque_core.plans.Plan.to_dict` plus the folder
+The plan being edited lives in ``st.session_state`` and, from its first change on, in a
+*workspace* on the server (:class:`resque_core.store.WorkspaceStore`, under the cache folder)
+whose random id is put in the page's URL as ``?ws=ID``: a reload, or the link copied into
+another tab, opens the same plan and uploads again. A tab opened without ``?ws=`` starts fresh
+(on the demo) and gets its own workspace when its plan is first changed. Uploads are stored in
+the workspace (by content hash, with their original names) and are deleted with it.
+
+Paths typed into the dashboard are read only inside the server's data roots
+(:func:`ui.cached.allowed_path`): every new path a plan change brings is checked in
+:func:`set_plan`, so a plan never points the server at files outside them.
+
+The plan is kept as the plain dict of :meth:`resque_core.plans.Plan.to_dict` plus the folder
 its relative paths are resolved against; every change is validated with
 :func:`resque_core.plans.plan_from_dict` before it is stored, so the stored plan is always valid.
-A session opens on the shipped demo plan.
+A session without a workspace opens on the shipped demo plan.
 
 Trust in the checkpoint (a pickled model runs code when loaded) is never part of the plan: it is
 the session's own flag, set only by the Checkpoint page's switch together with the checkpoint
@@ -18,8 +28,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +35,18 @@ import streamlit as st
 
 from resque_core import DEMO_PLAN, PLAN_VERSION, Plan, ResqueError, load_plan, plan_from_dict
 
+from . import cached
+
 __all__ = [
+    "allowed_path",
+    "allowed_spec",
     "base_dir",
+    "delete_workspace",
+    "display",
+    "open_workspace",
+    "sync_url",
+    "uploads",
+    "workspace_id",
     "current_plan",
     "is_demo",
     "load_demo",
@@ -49,12 +67,12 @@ _PLAN = "plan"
 _BASE = "plan_base_dir"
 _DEMO = "plan_is_demo"
 _ERROR = "plan_startup_error"
-_UPLOADS = "upload_dir"
+_WS = "workspace_id"
+_WS_PARAM = "ws"
 _TRUSTED = "plan_trusted"
 _NOTICES = "plan_notices"
 # The Checkpoint page's switch: cleared with the trust so that it shows "off" for a new plan.
 _TRUST_SWITCH = "ckpt_trusted"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _blank(run: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -75,6 +93,15 @@ def _blank(run: dict[str, Any] | None = None) -> dict[str, Any]:
 def _ensure() -> None:
     if _PLAN in st.session_state:
         return
+    wanted = st.query_params.get(_WS_PARAM)
+    if wanted:
+        try:
+            _restore(wanted)
+            return
+        except ResqueError as e:
+            # A deleted workspace or a damaged link: start fresh, and say why.
+            st.session_state[_ERROR] = f"The linked workspace could not be opened: {e}."
+            st.query_params.pop(_WS_PARAM, None)
     try:
         load_demo()
     except ResqueError as e:
@@ -83,6 +110,127 @@ def _ensure() -> None:
         st.session_state[_PLAN] = _blank()
         st.session_state[_BASE] = str(Path.cwd())
         st.session_state[_DEMO] = False
+
+
+def _restore(ws_id: str) -> None:
+    """Make workspace ``ws_id`` this session's (its plan, or the demo if it has none yet)."""
+    doc = cached.workspaces().load(ws_id)
+    st.session_state[_WS] = ws_id
+    if doc.get("plan") is None:
+        load_demo()
+        return
+    plan = plan_from_dict(doc["plan"], base_dir=doc.get("base") or str(Path.cwd()))
+    st.session_state[_PLAN] = plan.to_dict()
+    st.session_state[_BASE] = plan.base_dir
+    st.session_state[_DEMO] = bool(doc.get("demo"))
+    _untrust()
+
+
+def workspace_id() -> str | None:
+    """This session's workspace id (None until its plan is first changed)."""
+    return st.session_state.get(_WS)
+
+
+def _workspace() -> str:
+    """This session's workspace id, creating the workspace (and its URL) on first use."""
+    ws_id = st.session_state.get(_WS)
+    store = cached.workspaces()
+    if ws_id is None or not store.exists(ws_id):
+        ws_id = store.create()
+        st.session_state[_WS] = ws_id
+    sync_url()
+    return ws_id
+
+
+def _persist() -> None:
+    """Write the current plan to this session's workspace."""
+    cached.workspaces().save(
+        _workspace(),
+        plan=st.session_state[_PLAN],
+        base=st.session_state[_BASE],
+        demo=bool(st.session_state.get(_DEMO)),
+    )
+
+
+def sync_url() -> None:
+    """Put this session's workspace id in the URL (``?ws=ID``) if it is not there: pages
+    switched inside the app drop the query, and a reload must find the workspace again."""
+    ws_id = st.session_state.get(_WS)
+    if ws_id and st.query_params.get(_WS_PARAM) != ws_id:
+        st.query_params[_WS_PARAM] = ws_id
+
+
+def open_workspace(ws_id: str) -> None:
+    """Make another stored workspace this session's (trust off); ConfigError if there is none."""
+    _restore(ws_id)
+    sync_url()
+
+
+def delete_workspace(ws_id: str) -> bool:
+    """Delete a workspace and its uploads; this session starts fresh if it was its own."""
+    gone = cached.workspaces().delete(ws_id)
+    cached.forget_uploads(str(cached.workspaces().directory / ws_id))
+    if st.session_state.get(_WS) == ws_id:
+        st.session_state.pop(_WS, None)
+        st.query_params.pop(_WS_PARAM, None)
+        load_demo()
+    return gone
+
+
+def uploads() -> list[Any]:
+    """This session's uploaded files (:class:`resque_core.store.Upload`: name, size, path)."""
+    ws_id = st.session_state.get(_WS)
+    if ws_id is None:
+        return []
+    try:
+        return cached.workspaces().uploads(ws_id)
+    except ResqueError:
+        return []
+
+
+def display(text: Any) -> str:
+    """``text`` with every upload path shown as the uploaded file's name."""
+    return cached.workspaces().display(str(text))
+
+
+def _paths(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    """(kind, value) of every server path a plan dict names: its checkpoint and data specs."""
+    found = set()
+    if (doc.get("model") or {}).get("checkpoint"):
+        found.add(("file", str(doc["model"]["checkpoint"])))
+    if doc.get("source"):
+        found.add(("spec", str(doc["source"])))
+    for c in doc.get("candidates") or []:
+        if isinstance(c, dict) and c.get("data"):
+            found.add(("spec", str(c["data"])))
+    return found
+
+
+def _check_new_paths(plan: Plan, before: dict[str, Any] | None) -> None:
+    """ConfigError unless every path ``plan`` adds (to ``before``) is inside the data roots,
+    the demo or this session's uploads."""
+    old = _paths(before) if before is not None else set()
+    for kind, value in _paths(plan.to_dict()) - old:
+        if kind == "file":
+            allowed_path(plan.resolve(value))
+        else:
+            allowed_spec(plan.resolve(value))
+
+
+def _own_uploads() -> tuple[str, ...]:
+    ws_id = st.session_state.get(_WS)
+    return (str(cached.workspaces().uploads_folder(ws_id)),) if ws_id else ()
+
+
+def allowed_path(path: str) -> str:
+    """``path`` if this session may read it (inside a data root, the demo or its own uploads);
+    else ConfigError "not an allowed location" (the same for a missing path). Nothing is read."""
+    return cached.allowed_path(path, extra=_own_uploads())
+
+
+def allowed_spec(spec: str) -> str:
+    """A data spec whose server path passes :func:`allowed_path` (built-in sets always do)."""
+    return cached.allowed_spec(spec, extra=_own_uploads())
 
 
 def startup_error() -> str | None:
@@ -122,9 +270,12 @@ def set_trusted(value: bool) -> None:
 def set_plan(doc: dict[str, Any], *, base: str | None = None) -> Plan:
     """Validate ``doc`` and make it the current plan; ConfigError (nothing stored) if invalid."""
     plan = plan_from_dict(doc, base_dir=base or base_dir())
+    same_base = plan.base_dir == st.session_state.get(_BASE)
+    _check_new_paths(plan, st.session_state.get(_PLAN) if same_base else None)
     st.session_state[_PLAN] = plan.to_dict()
     st.session_state[_BASE] = plan.base_dir
     st.session_state[_DEMO] = False
+    _persist()
     return plan
 
 
@@ -155,6 +306,8 @@ def load_demo() -> Plan:
     st.session_state[_DEMO] = True
     st.session_state.pop(_ERROR, None)
     _untrust()
+    if st.session_state.get(_WS):  # "back to the demo" inside a workspace is kept there too
+        _persist()
     return plan
 
 
@@ -186,28 +339,16 @@ def plan_key(doc: dict[str, Any] | None = None, base: str | None = None) -> str:
 
 
 def upload_dir() -> Path:
-    """This session's folder for uploaded files (created on first use)."""
-    if _UPLOADS not in st.session_state:
-        st.session_state[_UPLOADS] = tempfile.mkdtemp(prefix="resque-uploads-")
-    path = Path(st.session_state[_UPLOADS])
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """This session's folder for uploaded files (its workspace's; created on first use)."""
+    folder = cached.workspaces().uploads_folder(_workspace())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def save_upload(name: str, content: bytes) -> Path:
-    """Write an uploaded file into the session folder and return its path.
+    """Store an uploaded file in this session's workspace and return its path.
 
-    The file keeps a sanitised version of its name (no folders, no odd characters) inside a
-    sub-folder named by its content hash, so equal uploads are written once and different files
-    with the same name never overwrite each other.
+    Equal uploads are stored once (a folder per content hash); the file keeps its name, shown
+    wherever the path would be. ConfigError if it is over the server's upload caps.
     """
-    digest = hashlib.sha256(content).hexdigest()[:16]
-    safe = _UNSAFE.sub("_", Path(name).name).strip("._")[:100] or "upload"
-    folder = upload_dir() / digest
-    folder.mkdir(exist_ok=True)
-    path = folder / safe
-    if not path.exists():
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(content)
-        tmp.replace(path)
-    return path
+    return cached.workspaces().add_upload(_workspace(), name, content)

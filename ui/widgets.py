@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from resque_core import Plan
+from resque_core import Plan, ResqueError
 
 from . import state
 
@@ -57,13 +57,35 @@ def data_spec_input(
         upload = st.file_uploader(
             "Data file (.zip or .npz)", type=["zip", "npz"], key=f"{prefix}_upload", help=_DATA_HELP
         )
-        return str(state.save_upload(upload.name, upload.getvalue())) if upload else None
+        if upload is None:
+            return None
+        try:
+            return str(state.save_upload(upload.name, upload.getvalue()))
+        except ResqueError as e:  # over the server's upload caps
+            st.error(str(e), icon="⚠️")
+            return None
     if where == "Path on the server":
+        from . import cached
+
+        found = cached.root_entries("data")
+
+        def _pick() -> None:
+            st.session_state[f"{prefix}_path"] = st.session_state[f"{prefix}_pick"] or ""
+
+        if found:
+            st.selectbox(
+                "Data in the data roots",
+                ["", *found],
+                key=f"{prefix}_pick",
+                on_change=_pick,
+                format_func=lambda f: f or "choose, or type a path below",
+            )
         path = st.text_input(
             "Folder, .zip or .npz on the server",
             key=f"{prefix}_path",
             placeholder="/data/new_camera/",
-            help=_DATA_HELP + " The path is read by the machine that runs this app.",
+            help=_DATA_HELP + " The path is read by the machine that runs this app, only inside "
+            "its data roots (see Settings).",
         )
         return path.strip() or None
     name_col, root_col, split_col = st.columns([2, 3, 1])
@@ -98,10 +120,10 @@ def plan_sidebar() -> None:
     with st.sidebar:
         st.caption("Current comparison")
         st.markdown(f"**{doc.get('name', 'untitled')}**" + (" · demo" if state.is_demo() else ""))
-        checkpoint = model.get("checkpoint") or "—"
+        checkpoint = state.display(model.get("checkpoint") or "—")
         st.caption(
             f"Checkpoint: `{checkpoint.rsplit('/', 1)[-1]}`  \n"
-            f"Source: `{doc.get('source') or '—'}`  \n"
+            f"Source: `{state.display(doc.get('source') or '—')}`  \n"
             f"Candidates: {len(doc.get('candidates', []))}"
         )
 
