@@ -1,5 +1,7 @@
 """Settings: where RESQUE runs, the result cache, and sampling defaults of the comparison."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui import cached, hardware, state
@@ -144,3 +146,94 @@ with st.container(border=True):
         )
         if (removed := st.session_state.pop("set_cleared", None)) is not None:
             st.success(f"Removed {removed:,} cached entries.", icon=":material/check:")
+
+
+# ------------------------------------------------------------------ server: data roots, uploads
+def _save_server_settings() -> None:
+    from dataclasses import replace
+
+    with user_errors("Could not save the server settings") as box:
+        current = cached.settings()
+        lines = st.session_state["set_roots"].splitlines()
+        roots = tuple(Path(line.strip()).expanduser() for line in lines if line.strip())
+        replace(
+            current,
+            roots=roots,
+            max_upload_bytes=int(st.session_state["set_max_upload_mb"]) * 2**20,
+            max_uploads_bytes=int(st.session_state["set_max_uploads_mb"]) * 2**20,
+        ).to_file(cached.cache_dir())
+    if not box.failed:
+        st.session_state["set_server_saved"] = True
+
+
+with st.container(border=True):
+    st.subheader("Server files and uploads")
+    st.caption(
+        "These settings belong to this server, not to a comparison. Paths typed into the "
+        "dashboard are read only inside the data roots (symlinks are followed before the "
+        "check); anything else is refused as “not an allowed location”. The command line "
+        "keeps full access to your files."
+    )
+    with user_errors("The server settings cannot be read") as box:
+        server = cached.settings()
+        used = cached.workspaces().upload_bytes()
+    if not box.failed:
+        st.dataframe(
+            [
+                {
+                    "data root": str(root),
+                    "exists": root.is_dir(),
+                    "data sets and model files": len(
+                        [e for e in cached.root_entries("data") if e.startswith(str(root) + "/")]
+                    )
+                    + len(
+                        [e for e in cached.root_entries("model") if e.startswith(str(root) + "/")]
+                    ),
+                }
+                for root in server.roots
+            ],
+            hide_index=True,
+            key="set_roots_table",
+        )
+        st.caption(f"Data roots from {server.source}.")
+        cols = st.columns(3)
+        cols[0].metric("Uploads on this server", f"{used / 2**20:,.1f} MB")
+        cols[1].metric("Cap per upload", f"{server.max_upload_bytes / 2**20:,.0f} MB")
+        cols[2].metric("Cap for all uploads", f"{server.max_uploads_bytes / 2**20:,.0f} MB")
+        if server.fixed:
+            st.info(
+                "The data roots are fixed by RESQUE_DATA_ROOTS when the server starts.",
+                icon=":material/lock:",
+            )
+        else:
+            with st.expander("Change the data roots and upload caps", icon=":material/tune:"):
+                st.session_state.setdefault("set_roots", "\n".join(map(str, server.roots)))
+                st.text_area(
+                    "Data roots (one folder per line)",
+                    key="set_roots",
+                    help="Folders whose files and sub-folders the dashboard may read. Empty: "
+                    "only uploads and the built-in data sets.",
+                )
+                col_one, col_all = st.columns(2)
+                col_one.number_input(
+                    "Cap per upload (MB)",
+                    min_value=1,
+                    value=server.max_upload_bytes // 2**20,
+                    key="set_max_upload_mb",
+                )
+                col_all.number_input(
+                    "Cap for all uploads of this server (MB)",
+                    min_value=1,
+                    value=server.max_uploads_bytes // 2**20,
+                    key="set_max_uploads_mb",
+                    help="Uploads are kept with their workspace; delete workspaces on the "
+                    "History page to free space.",
+                )
+                st.button(
+                    "Save server settings",
+                    key="set_server_save",
+                    icon=":material/save:",
+                    on_click=_save_server_settings,
+                )
+        if st.session_state.pop("set_server_saved", None):
+            st.success("Saved: the new roots and caps apply now.", icon=":material/check:")

@@ -190,7 +190,7 @@ def uploads() -> list[Any]:
 
 def display(text: Any) -> str:
     """``text`` with every upload path shown as the uploaded file's name."""
-    return cached.workspaces().display(str(text))
+    return cached.workspaces().display(str(text), st.session_state.get(_WS))
 
 
 def _paths(doc: dict[str, Any]) -> set[tuple[str, str]]:

@@ -236,10 +236,16 @@ class WorkspaceStore:
         self.save(ws_id, uploads=doc["uploads"])
         return path
 
-    def display(self, text: str) -> str:
-        """``text`` with every upload path replaced by the uploaded file's name (the stored
-        file keeps a sanitised form of it): what the pages, tables and errors show."""
-        return self._upload_prefix.sub("", str(text))
+    def display(self, text: str, ws_id: str | None = None) -> str:
+        """``text`` with every upload path replaced by the uploaded file's name: what the
+        pages, tables and errors show. The uploads of ``ws_id`` get their original names; any
+        other upload path its stored (sanitised) file name."""
+        text = str(text)
+        if ws_id is not None and self.exists(ws_id):
+            for upload in self.uploads(ws_id):
+                for form in {str(upload.path), str(upload.path.resolve())}:
+                    text = text.replace(form, upload.name)
+        return self._upload_prefix.sub("", text)
 
     def is_upload(self, path: str | os.PathLike) -> bool:
         """Whether ``path`` is a file stored as an upload of some workspace."""

@@ -8,8 +8,13 @@ import time
 import pytest
 
 from resque_core.errors import ConfigError
-from resque_core.store.roots import NOT_ALLOWED, confine, confine_spec, data_entries
-from resque_core.store.roots import server_settings
+from resque_core.store.roots import (
+    NOT_ALLOWED,
+    confine,
+    confine_spec,
+    data_entries,
+    server_settings,
+)
 from resque_core.store.runs import RunStore
 from resque_core.store.workspaces import WorkspaceStore
 
@@ -24,6 +29,7 @@ def test_a_workspace_keeps_its_plan_and_uploads_until_deleted(tmp_path):
     assert again == path and path.read_bytes() == b"weights"
     assert [u.name for u in store.uploads(ws)] == ["my model (v2).pt"]
     assert store.display(f"checkpoint not found: {path}") == f"checkpoint not found: {path.name}"
+    assert store.display(f"in {path}", ws) == "in my model (v2).pt"
     assert store.load(ws)["plan"]["name"] == "mine"
     listed = store.list()
     assert listed[0]["id"] == ws and listed[0]["candidates"] == 2 and listed[0]["uploads"] == 1
