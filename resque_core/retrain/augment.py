@@ -179,8 +179,8 @@ def _reference(x: torch.Tensor, params: tuple, generator: torch.Generator) -> to
     order = order.to(x.device)
     flip = (u[:, 0] < 0.5)[:, None, None, None]
     x = torch.where(flip, x.flip(-1), x)
-    # RandomRotation(rotation): one nearest resampling
-    x = _warp(x, _rotation_inverse(torch.deg2rad(_uniform(u[:, 1], -rotation, rotation))))
+    # RandomRotation(rotation): one nearest resampling; torchvision's rotate(a) is affine(-a)
+    x = _warp(x, _rotation_inverse(-torch.deg2rad(_uniform(u[:, 1], -rotation, rotation))))
     # RandomAffine(degrees, shear=shear, scale=(low, high)): A = s R(a) [[1, -tan sx], [0, 1]]
     angle = torch.deg2rad(_uniform(u[:, 2], -degrees, degrees))
     scale = _uniform(u[:, 3], low, high)

@@ -1,0 +1,105 @@
+"""The ``reference`` augmentation policies are the reference code's torchvision transforms
+(RandomHorizontalFlip, RandomRotation(25), RandomAffine(20, shear=20, scale), ColorJitter) with
+the same random draws; ``project`` is the policy that was called ``reference`` before, bit for
+bit; stored names read back to the right policy."""
+
+import hashlib
+import importlib
+
+import pytest
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from resque_core.retrain import AUGMENTATIONS, RetrainConfig, augment
+from resque_core.retrain.config import stored_augmentation
+
+policy_module = importlib.import_module("resque_core.retrain.augment")
+
+NEAREST = InterpolationMode.NEAREST
+SETTINGS = {  # (scale range, colour jitter) of the reference's two JSON configs
+    "reference": ((0.8, 1.2), 0.1),
+    "reference_task": ((0.75, 1.25), 0.25),
+}
+
+
+def images(c: int, n: int = 6, h: int = 9, w: int = 11, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def by_torchvision(x: torch.Tensor, policy: str, seed: int) -> torch.Tensor:
+    """The reference's transforms, image by image, with torchvision's own functions and the
+    draws the policy makes (9 uniforms per image, then a random jitter order)."""
+    (low, high), j = SETTINGS[policy]
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(x.shape[0], 9, generator=g)
+    order = torch.argsort(torch.rand(x.shape[0], 4, generator=g), dim=1)
+
+    def lerp(v, a, b):
+        return float(a + (b - a) * v)
+
+    out = []
+    for img, r, perm in zip(x, u, order, strict=True):
+        if r[0] < 0.5:
+            img = TF.horizontal_flip(img)
+        img = TF.rotate(img, lerp(r[1], -25, 25), interpolation=NEAREST)
+        img = TF.affine(
+            img,
+            angle=lerp(r[2], -20, 20),
+            translate=[0, 0],
+            scale=lerp(r[3], low, high),
+            shear=[lerp(r[4], -20, 20), 0.0],
+            interpolation=NEAREST,
+        )
+        factors = [lerp(r[k], 1 - j, 1 + j) for k in (5, 6, 7)] + [lerp(r[8], -j, j)]
+        adjust = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+        for k in perm.tolist():
+            img = adjust[k](img, factors[k])
+        out.append(img)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("policy", ["reference", "reference_task"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_reference_policies_are_the_reference_transforms(policy, channels):
+    x = images(channels)
+    ours = augment(x, policy, torch.Generator().manual_seed(4))
+    theirs = by_torchvision(x, policy, seed=4)
+    # nearest resampling and the jitter agree to float rounding (the hue goes through HSV)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=2e-5)
+    assert not torch.equal(ours, x)
+
+
+def test_reference_policy_shears_and_rescales_which_project_does_not():
+    # a centred bright square: project never shears, so its bright area's width and height
+    # stay within its 0.9-1.1 scale; the reference's shear and 0.8-1.2 scale spread them wider
+    x = torch.zeros(256, 1, 21, 21)
+    x[:, :, 6:15, 6:15] = 1.0
+    areas = {}
+    for policy in ("project", "reference"):
+        out = augment(x, policy, torch.Generator().manual_seed(0))
+        areas[policy] = (out > 0.5).float().sum((1, 2, 3))
+    assert areas["reference"].std() > 1.5 * areas["project"].std()
+
+
+def test_project_policy_is_the_former_reference_policy_bit_for_bit():
+    # digest of the policy's output on these images, computed with the augmentation module as
+    # it was when this policy was named "reference"
+    x = images(3, n=8, seed=1)
+    out = augment(x, "project", torch.Generator().manual_seed(7))
+    assert hashlib.sha256(out.numpy().tobytes()).hexdigest()[:16] == PROJECT_DIGEST
+
+
+PROJECT_DIGEST = "7c3d8a15b82395d5"
+
+
+def test_policy_names_and_stored_names():
+    assert AUGMENTATIONS == ("project", "no_flip", "reference", "reference_task", "none")
+    assert RetrainConfig().augment == "project"
+    # the project policy keeps its stored name, so calibrations measured with it still match
+    assert RetrainConfig().procedure()["augment"] == "reference"
+    assert RetrainConfig(augment="reference").procedure()["augment"] == "reference_t1"
+    for name in AUGMENTATIONS:
+        stored = RetrainConfig(augment=name).procedure()["augment"]
+        assert stored_augmentation(stored) == name
+    assert policy_module.augment is augment
