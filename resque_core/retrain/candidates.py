@@ -1,10 +1,11 @@
 """A candidate's data for retraining (:func:`candidate_data`).
 
 For a synthetic shift, the images the :class:`~resque_core.scoring.scorer.Scorer` corrupts and
-scores (the shifted role of the source data, same preprocessing, the same
-:func:`~resque_core.data.shifts.shifted_chunks` with the run's seed); for real shifted data, those
-images relabelled to the source classes by name; for a task, the task's data. Each is split per
-class 80/20 into train / held-out (seeded, :func:`~resque_core.data.splits.stratified_split`).
+scores, read from the same :class:`~resque_core.scoring.workspace.Workspace`: the shifted role
+of the source data, same preprocessing, the same :func:`~resque_core.data.shifts.shifted_chunks`
+with the run's seed; for real shifted data, those images relabelled to the source classes by
+name; for a task, the task's data. Each is split per class 80/20 into train / held-out (seeded,
+:func:`~resque_core.data.splits.stratified_split`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .config import RetrainConfig, RetrainData
 
 if TYPE_CHECKING:
     from ..plans import Candidate, Plan
-    from ..scoring.scorer import Scorer
+    from ..scoring.workspace import Workspace
 
 
 __all__ = ["candidate_data"]
@@ -28,40 +29,36 @@ def candidate_data(
     plan: Plan,
     candidate: Candidate,
     *,
-    scorer: Scorer,
+    workspace: Workspace,
+    seed: int,
     config: RetrainConfig | None = None,
 ) -> RetrainData:
     """The candidate's images, split stratified into train / held-out by
     ``config.held_out_fraction`` with ``config.seed``. For a synthetic shift these are the
     images the scorer corrupts and scores: the shifted role of the source data
-    (:func:`~resque_core.data.splits.synthetic_shift_roles`, the run's seed), through
-    :func:`~resque_core.data.shifts.shifted_chunks` with the run's seed.
+    (:func:`~resque_core.data.splits.synthetic_shift_roles`, the scoring run's ``seed``), through
+    :func:`~resque_core.data.shifts.shifted_chunks` with that seed.
     ``config.max_samples_per_class``
-    then picks rows of that set without redrawing their noise. Images are shifted on the scorer's
-    device and returned on the CPU; the scorer supplies data loading, preprocessing, the device
-    and the checkpoint's input channels."""
+    then picks rows of that set without redrawing their noise. Images are shifted on the workspace's
+    device and returned on the CPU; the workspace supplies data loading, preprocessing, the
+    device and the checkpoint's input channels."""
     from .. import data as data_mod
     from ..data.shifts import parse_shift, shifted_chunks
-    from ..scoring.scorer import Scorer
 
     config = config or RetrainConfig()
     source_spec = plan.resolve(plan.source)
     shift = None
     if candidate.kind == "shift":
-        images = scorer.dataset(source_spec)
+        images = workspace.dataset(source_spec)
         shift = parse_shift(candidate.shift)
-        rows = data_mod.synthetic_shift_roles(images.labels.numpy(), seed=scorer.run.seed)[1]
+        rows = data_mod.synthetic_shift_roles(images.labels.numpy(), seed=seed)[1]
     elif candidate.kind == "shifted_data":
-        images = Scorer._aligned(
-            scorer.dataset(source_spec),
-            scorer.dataset(plan.resolve(candidate.data)),
-            candidate.data,
-        )
+        images = workspace.aligned(source_spec, plan.resolve(candidate.data))
         rows = np.arange(len(images.labels))
     else:
-        images = scorer.dataset(plan.resolve(candidate.data))
+        images = workspace.dataset(plan.resolve(candidate.data))
         rows = np.arange(len(images.labels))
-    pre = scorer.preprocess(images)
+    pre = workspace.preprocess(images)
     keep = rows
     if config.max_samples_per_class is not None:
         labels = images.labels.numpy()[rows]
@@ -69,14 +66,14 @@ def candidate_data(
             data_mod.subsample_per_class(labels, config.max_samples_per_class, seed=config.seed)
         ]
     # Noise depends on a row's position in the sequence shifted and on the generator's device:
-    # a shift runs along the whole role on the scorer's device, as scored, and the cap drops
+    # a shift runs along the whole role on the workspace's device, as scored, and the cap drops
     # rows afterwards; unshifted data converts only the kept rows.
     chunks = shifted_chunks(
         images.images,
         rows if shift is not None else keep,
         shift,
-        to_unit=lambda u: pre.to_unit(u, device=scorer.device),
-        seed=scorer.run.seed,
+        to_unit=lambda u: pre.to_unit(u, device=workspace.device),
+        seed=seed,
     )
     kept = [x[torch.from_numpy(np.isin(sel.numpy(), keep)).to(x.device)].cpu() for sel, x in chunks]
     unit = torch.cat(kept) if kept else torch.empty(0)

@@ -12,6 +12,7 @@ from .estimators import (
 )
 from .features import Batch, Embeddings, class_sums, embeddings, pool
 from .scorer import ModelConfig, RunConfig, Score, Scorer, default_image_size, resolve_device
+from .workspace import Workspace
 
 __all__ = [
     "Batch",
@@ -24,6 +25,7 @@ __all__ = [
     "Score",
     "Scorer",
     "TaskValue",
+    "Workspace",
     "accuracy",
     "class_angles",
     "class_sums",

@@ -13,134 +13,40 @@ seeded by (seed, chunk number), so results do not depend on the batch size.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
 from .. import data as data_mod
-from .._util import regular_file
 from ..data.shifts import ShiftSpec, parse_shift, shifted_chunks
-from ..errors import Cancelled, CheckpointError, ConfigError, DataError
-from ..limits import check_task_classes, model_input_size
+from ..errors import Cancelled, DataError
+from ..limits import check_task_classes
 from ..store.cache import ResultStore, canonical_key
+from .config import ModelConfig, RunConfig, default_image_size, resolve_device
 from .estimators import ClassSums, resque_dist, resque_task_variants
 from .features import Batch, class_sums, embeddings
+from .workspace import Workspace
 
 if TYPE_CHECKING:  # checkpoints pulls in torchvision: imported only when a model is needed
     from ..model import LayerInfo, LoadedCheckpoint
 
-__all__ = ["ModelConfig", "RunConfig", "Score", "Scorer", "resolve_device"]
+__all__ = [
+    "ModelConfig",
+    "RunConfig",
+    "Score",
+    "Scorer",
+    "Workspace",
+    "default_image_size",
+    "resolve_device",
+]
 
 Kind = Literal["dist", "task"]
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called after every batch; stage names what is being computed."""
-
-
-# Allowed ranges (inclusive) of the integer settings, checked when a config is built, so that CLI
-# flags, plan files and the app share one rule and one message.
-MAX_SEED = 2**32 - 1  # scikit-learn's k-means and stratified splits take 32-bit seeds
-MAX_BATCH_SIZE = 65_536
-MAX_SAMPLES = 1_000_000_000  # per class or per task; no data set needs a larger cap
-MAX_CLASSES = 100_000  # classifier outputs (ImageNet-21k has 21,843)
-MAX_CHANNELS = 64  # input channels, and values of a per-channel mean or std
-
-
-def _integer(value: Any, low: int, high: int, what: str) -> None:
-    """ConfigError unless ``value`` is an int (not a bool) in ``[low, high]``."""
-    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        got = type(value).__name__
-    else:  # beyond 128 bits the digits say nothing more (and past 4,300 Python refuses them)
-        got = (
-            str(value) if value.bit_length() <= 128 else f"an integer of {value.bit_length()} bits"
-        )
-    raise ConfigError(f"{what} must be an integer from {low:,} to {high:,}, got {got}")
-
-
-def _norm_values(values: Any, what: str, *, positive: bool) -> None:
-    """ConfigError unless ``values`` is a tuple of 1 to MAX_CHANNELS finite numbers (> 0 if
-    ``positive``)."""
-    numbers = isinstance(values, tuple) and all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in values
-    )
-    shown = type(values).__name__
-    if numbers:
-        # float() of an int beyond 1e308 overflows: such a value is as unusable as infinity.
-        floats = [
-            float(v) if not isinstance(v, int) or v.bit_length() < 1024 else math.inf
-            for v in values
-        ]
-        if 1 <= len(floats) <= MAX_CHANNELS and all(
-            math.isfinite(v) and (v > 0 or not positive) for v in floats
-        ):
-            return
-        shown = ", ".join(f"{v:g}" for v in floats[:8]) + (", ..." if len(floats) > 8 else "")
-    kind = "positive finite numbers" if positive else "finite numbers"
-    raise ConfigError(
-        f"normalisation {what} must be 1 to {MAX_CHANNELS} {kind} (one, or one per channel), "
-        f"got {shown or 'none'}"
-    )
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Which checkpoint, how to build it, and how to preprocess its inputs.
-
-    ``image_size`` None = the source data's native size; ``channels`` None = the model's input
-    channels. ``mean``/``std``: one value or one per channel (the reference uses 0.5 / 0.5).
-    ``trusted`` allows a pickled whole model (its code runs when loaded): the person running the
-    comparison sets it (``--trust-checkpoint``, the app's switch); a plan file never carries it.
-    """
-
-    checkpoint: str
-    arch: str | None = None
-    num_classes: int | None = None
-    in_channels: int = 3
-    trusted: bool = False
-    image_size: tuple[int, int] | None = None
-    mean: tuple[float, ...] = (0.5,)
-    std: tuple[float, ...] = (0.5,)
-
-    def __post_init__(self) -> None:
-        if self.num_classes is not None:
-            _integer(self.num_classes, 1, MAX_CLASSES, "the number of classes")
-        _integer(self.in_channels, 1, MAX_CHANNELS, "input channels")
-        if self.image_size is not None:  # an input of 40,000 pixels a side would need 40 GB
-            model_input_size(self.image_size)
-        _norm_values(self.mean, "mean", positive=False)
-        _norm_values(self.std, "std", positive=True)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Sampling and execution settings.
-
-    ``samples_per_class`` caps each class of every data set (None = all). ``max_task_samples``
-    caps a task's data set after that (stratified). ``flatten`` adds the un-pooled RESQUE_task
-    variants. ``amp`` uses mixed precision on a GPU if the first batch agrees with fp32.
-    ``seed`` is in [0, 2**32 - 1].
-    """
-
-    samples_per_class: int | None = None
-    batch_size: int = 128
-    device: str = "auto"
-    seed: int = 0
-    amp: bool = False
-    max_task_samples: int = 5000
-    flatten: bool = True
-
-    def __post_init__(self):
-        if self.samples_per_class is not None:
-            _integer(self.samples_per_class, 1, MAX_SAMPLES, "samples per class")
-        _integer(self.batch_size, 1, MAX_BATCH_SIZE, "batch size")
-        _integer(self.seed, 0, MAX_SEED, "seed")
-        _integer(self.max_task_samples, 2, MAX_SAMPLES, "max task samples")
 
 
 @dataclass
@@ -167,33 +73,6 @@ class Score:
         return asdict(self)
 
 
-def resolve_device(name: str) -> torch.device:
-    """ "auto" -> the first CUDA GPU if there is one, else the CPU; "cpu"; "cuda" / "cuda:N"."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {name!r}: use auto, cpu, cuda or cuda:N")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} requested but no CUDA GPU is available; use cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device {name!r} does not exist: {torch.cuda.device_count()} GPU(s) available"
-            )
-    return dev
-
-
-def default_image_size(arch: str | None) -> tuple[int, int]:
-    """Input size used to list layers when no data is given: 224 for torchvision, else 32."""
-    from ..model.archs import project_archs
-
-    return (32, 32) if arch is None or arch in project_archs() else (224, 224)
-
-
 class Scorer:
     """Scores candidates against one checkpoint. Not thread-safe: one per session/thread."""
 
@@ -205,40 +84,47 @@ class Scorer:
         store: ResultStore | None = None,
         checkpoint: LoadedCheckpoint | None = None,
         source_data: str | None = None,
+        workspace: Workspace | None = None,
         progress: Progress | None = None,
         cancel: Callable[[], bool] | None = None,
     ):
+        """``workspace``: the checkpoint and data sets to work on, shared with retraining and
+        probing; by default a new one for ``model``, ``checkpoint`` (already loaded, e.g. the
+        app's cached copy, which is never moved) and ``source_data``."""
         self.model_config = model
         self.run = run or RunConfig()
         self.store = store
         self.progress = progress
         self.cancel = cancel
-        self.device = resolve_device(self.run.device)
-        self.source_data = source_data
-        self._ckpt = checkpoint
-        self._sha256: str | None = checkpoint.sha256 if checkpoint else None
-        self._data: dict[str, data_mod.ImageSet] = {}
-        self._fingerprints: dict[str, str] = {}
-        self._layers: dict[tuple[int, int, int], list[LayerInfo]] = {}
+        self.workspace = workspace or Workspace(
+            model,
+            device=resolve_device(self.run.device),
+            store=store,
+            checkpoint=checkpoint,
+            source_data=source_data,
+        )
+        self.device = self.workspace.device
+        self.source_data = self.workspace.source_data
         self._sums: dict[str, tuple[ClassSums, str]] = {}
 
-    # ----------------------------------------------------------------- identities (cheap)
+    # ------------------------------------------------ the workspace's objects, for the scorer
     def checkpoint_sha256(self) -> str:
-        if self._sha256 is None:
-            if self.store is not None:
-                # Checked first: a FIFO or /dev/zero must be refused, never hashed.
-                path = regular_file(
-                    self.model_config.checkpoint, what="checkpoint", error=CheckpointError
-                )
-                self._sha256 = self.store.file_sha256(path)
-            else:
-                self._sha256 = self.checkpoint().sha256
-        return self._sha256
+        return self.workspace.checkpoint_sha256()
 
     def fingerprint(self, spec: str) -> str:
-        if spec not in self._fingerprints:
-            self._fingerprints[spec] = data_mod.data_fingerprint(spec)
-        return self._fingerprints[spec]
+        return self.workspace.fingerprint(spec)
+
+    def checkpoint(self) -> LoadedCheckpoint:
+        return self.workspace.checkpoint()
+
+    def dataset(self, spec: str) -> data_mod.ImageSet:
+        return self.workspace.dataset(spec)
+
+    def preprocess(self, images: data_mod.ImageSet) -> data_mod.Preprocess:
+        return self.workspace.preprocess(images)
+
+    def layers(self, image_size: tuple[int, int] | None = None) -> list[LayerInfo]:
+        return self.workspace.layers(image_size)
 
     def _model_key(self) -> dict[str, Any]:
         m = self.model_config
@@ -253,49 +139,6 @@ class Scorer:
             "device": self.device.type,
             "amp": self.run.amp and self.device.type == "cuda",
         }
-
-    # ----------------------------------------------------------------- heavy objects (lazy)
-    def checkpoint(self) -> LoadedCheckpoint:
-        if self._ckpt is None:
-            from ..model.checkpoints import load_checkpoint
-
-            m = self.model_config
-            self._ckpt = load_checkpoint(
-                m.checkpoint,
-                arch=m.arch,
-                num_classes=m.num_classes,
-                in_channels=m.in_channels,
-                trusted=m.trusted,
-            )
-            self._sha256 = self._ckpt.sha256
-        if next(self._ckpt.model.parameters(), torch.empty(0)).device != self.device:
-            self._ckpt.model.to(self.device)
-        return self._ckpt
-
-    def dataset(self, spec: str) -> data_mod.ImageSet:
-        if spec not in self._data:
-            self._data[spec] = data_mod.load_data(spec, image_size=self.model_config.image_size)
-        return self._data[spec]
-
-    def preprocess(self, images: data_mod.ImageSet) -> data_mod.Preprocess:
-        """Inputs are resized to ``image_size``, else to the source data's native size (the size
-        the model was trained on), else to ``images``' own size."""
-        m = self.model_config
-        native = self.dataset(self.source_data) if self.source_data else images
-        size = m.image_size or tuple(native.images.shape[-2:])
-        channels = self.checkpoint().in_channels
-        return data_mod.Preprocess(image_size=size, channels=channels, mean=m.mean, std=m.std)
-
-    def layers(self, image_size: tuple[int, int] | None = None) -> list[LayerInfo]:
-        """Layers of the model for inputs of ``image_size`` (default: config or arch default)."""
-        from ..model import list_layers
-
-        ckpt = self.checkpoint()
-        size = image_size or self.model_config.image_size or default_image_size(ckpt.arch)
-        shape = (ckpt.in_channels, *size)
-        if shape not in self._layers:
-            self._layers[shape] = list_layers(ckpt, input_shape=shape)
-        return self._layers[shape]
 
     def resolve_layer(self, layer: str | None, kind: Kind, image_size: tuple[int, int]) -> str:
         from ..model import default_layer
@@ -452,7 +295,7 @@ class Scorer:
             target, role = source, "clean"
         else:
             clean_idx, shifted_idx = None, None
-            target, role = self._aligned(source, self.dataset(shifted), shifted), "all"
+            target, role = self.workspace.aligned(data, shifted), "all"
         src_idx = self._select(source, clean_idx)
         tgt_idx = self._select(target, shifted_idx)
         if len(src_idx) == 0 or len(tgt_idx) == 0:
@@ -486,24 +329,6 @@ class Scorer:
             key=key,
         )
         return self._finish(key, score)
-
-    @staticmethod
-    def _aligned(
-        source: data_mod.ImageSet, target: data_mod.ImageSet, spec: str
-    ) -> data_mod.ImageSet:
-        """``target`` relabelled to ``source``'s class indices, matching classes by name."""
-        index = {name: i for i, name in enumerate(source.classes)}
-        common = [name for name in target.classes if name in index]
-        if not common:
-            src, tgt = ", ".join(source.classes[:10]), ", ".join(target.classes[:10])
-            raise DataError(
-                f"the shifted data {spec!r} shares no class name with the source data "
-                f"(source: {src}; shifted: {tgt})"
-            )
-        mapping = torch.tensor([index.get(name, -1) for name in target.classes])
-        labels = mapping[target.labels]
-        keep = torch.nonzero(labels >= 0).flatten()
-        return replace(target.subset(keep), labels=labels[keep], classes=source.classes)
 
     def score_task(self, task_data: str, *, layer: str | None = None) -> Score:
         """RESQUE_task of a new task's labelled data (all four variants; headline: centroid,

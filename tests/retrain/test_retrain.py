@@ -357,7 +357,8 @@ def test_retraining_a_shift_sees_exactly_the_images_that_were_scored(monkeypatch
     clean, shifted = fed  # source (clean role) first, then the corrupted role
     scored = _rows(torch.cat([x for x, _ in shifted]), torch.cat([y for _, y in shifted]))
 
-    data = candidate_data(plan, plan.candidates[0], scorer=scorer, config=_config())
+    ws, seed = scorer.workspace, scorer.run.seed
+    data = candidate_data(plan, plan.candidates[0], workspace=ws, seed=seed, config=_config())
     seen = _rows(
         data.normalize(torch.cat([data.train_x, data.held_x])),
         torch.cat([data.train_y, data.held_y]),
@@ -369,7 +370,7 @@ def test_retraining_a_shift_sees_exactly_the_images_that_were_scored(monkeypatch
 
     # a retraining cap picks rows of that corrupted set; their pixels stay the scored ones
     capped = candidate_data(
-        plan, plan.candidates[0], scorer=scorer, config=_config(max_samples_per_class=20)
+        plan, plan.candidates[0], workspace=ws, seed=seed, config=_config(max_samples_per_class=20)
     )
     few = _rows(
         capped.normalize(torch.cat([capped.train_x, capped.held_x])),

@@ -54,7 +54,7 @@ def test_repeat_in_a_new_scorer_comes_from_the_cache_without_loading(digits_chec
     again = _scorer(digits_checkpoint, tmp_path)
     hit = again.score_shift("builtin:digits", "contrast:3")
     assert hit.cached and hit.value == first.value and hit.per_class == first.per_class
-    assert again._ckpt is None  # the model was never loaded
+    assert again.workspace._ckpt is None  # the model was never loaded
     assert hit.seconds < first.compute_seconds
 
 
