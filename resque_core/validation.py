@@ -449,7 +449,13 @@ class _Session:
         c = run.candidate
         on_epoch = self.on_epoch
         try:
-            data = candidate_data(self.plan, c, scorer=self.scorer, config=self.config)
+            data = candidate_data(
+                self.plan,
+                c,
+                workspace=self.scorer.workspace,
+                seed=self.scorer.run.seed,
+                config=self.config,
+            )
             run.probe = probe_candidate(
                 self.plan,
                 c,
