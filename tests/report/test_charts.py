@@ -84,9 +84,11 @@ def test_ranking_bars_without_scores_shows_a_note():
 def test_severity_lines_one_line_per_shift_sorted_by_severity(candidates):
     fig = charts.severity_lines(candidates)
     by_name = {t.name: t for t in fig.data}
-    assert set(by_name) == {"gaussian_noise", "gaussian_blur"}
-    assert list(by_name["gaussian_noise"].x) == [1, 5]
-    assert list(by_name["gaussian_noise"].y) == [0.02, 0.09]
+    # labels that are not "<name>, severity <n>" fall back to the shift's name in words
+    assert set(by_name) == {"Gaussian noise", "Gaussian blur"}
+    assert list(by_name["Gaussian noise"].x) == [1, 5]
+    assert list(by_name["Gaussian noise"].y) == [0.02, 0.09]
+    assert list(fig.layout.yaxis.range) == [0.0, 1.0]  # RESQUE_dist's whole range, from 0
 
 
 def test_class_heatmap_rows_in_rank_order_and_missing_cells_blank(candidates):
@@ -184,3 +186,89 @@ def test_training_curves_one_line_per_candidate_and_the_target():
     empty = charts.training_curves({})
     assert not empty.data
     assert empty.layout.annotations[0].text == "No candidate needed a training epoch"
+
+
+def _costed(cid, kind, value, rank, epochs, kwh, label=None):
+    c = _cand(cid, kind, value, rank)
+    c["label"] = label or cid
+    c["predicted"] = {
+        "resque": value,
+        "epochs": epochs,
+        "epochs_interval": [epochs * 0.5, epochs * 2],
+        "energy_kwh": kwh,
+        "energy_kwh_interval": [kwh * 0.5, kwh * 2],
+        "co2_kg": kwh * 0.4,
+        "co2_kg_interval": [kwh * 0.2, kwh * 0.8],
+        "level": 0.8,
+    }
+    return c
+
+
+def test_severity_legend_uses_the_labels_and_real_sets_are_reference_lines():
+    cands = [
+        _cand("n1", "dist", 0.02, 1, shift="gaussian_noise", severity=1),
+        _cand("n3", "dist", 0.05, 2, shift="gaussian_noise", severity=3),
+        _cand("scans", "dist", 0.3, 3),
+    ]
+    cands[0]["label"], cands[1]["label"] = "Sensor noise, severity 1", "Sensor noise, severity 3"
+    cands[2]["label"] = "Phone scans"
+    fig = charts.severity_lines(cands)
+    line, real = fig.data
+    assert line.name == "Sensor noise" and list(line.x) == [1, 3]
+    assert real.name == "Phone scans (real data)" and list(real.y) == [0.3, 0.3]
+    assert real.line.dash == "dash"
+
+
+def test_cost_bars_in_rank_order_with_interval_whiskers_in_human_units():
+    cands = [
+        _costed("b", "dist", 0.2, 2, 1.5, 3e-4, "Blur"),
+        _costed("a", "dist", 0.1, 1, 1.0, 2e-4, "Noise"),
+        _costed("t", "task", 0.4, 3, 2.0, 5e-4, "Letters"),
+        _cand("broken", "task", None, None, ok=False),
+    ]
+    fig = charts.cost_bars(cands)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["epochs", "energy (Wh)", "CO2e (g)"]
+    shifts_energy = [t for t in fig.data if t.xaxis == "x2" and t.legendgroup == "dist"][0]
+    assert list(shifts_energy.y) == ["1. Noise", "2. Blur"]
+    assert list(shifts_energy.x) == pytest.approx([0.2, 0.3])  # Wh
+    # whiskers reach the interval: [0.5x, 2x] around the point
+    assert list(shifts_energy.error_x.array) == pytest.approx([0.2, 0.3])
+    assert list(shifts_energy.error_x.arrayminus) == pytest.approx([0.1, 0.15])
+    assert "80% intervals" in fig.layout.title.text
+    assert (
+        charts.cost_bars([_cand("a", "dist", 0.1, 1)])
+        .layout.annotations[0]
+        .text.startswith("No predicted costs")
+    )
+
+
+def test_resque_against_cost_one_panel_per_kind_from_zero():
+    cands = [_costed("a", "dist", 0.1, 1, 1.0, 2e-4), _costed("t", "task", 0.4, 2, 2.0, 5e-4)]
+    fig = charts.resque_vs_cost(cands, "energy_kwh")
+    dist, task = fig.data
+    assert list(dist.x) == [0.1] and list(dist.y) == pytest.approx([0.2])
+    assert list(fig.layout.xaxis.range) == [0.0, 1.0]
+    assert list(fig.layout.xaxis2.range) == [0.0, 1.5]
+    with pytest.raises(ConfigError):
+        charts.resque_vs_cost(cands, "watts")
+
+
+def test_human_units_and_everyday_equivalents():
+    assert charts.energy_text(0.00021) == "0.21 Wh"
+    assert charts.energy_text(2.5) == "2.5 kWh"
+    assert charts.co2_text(8e-5) == "0.08 g CO2e"
+    assert charts.energy_text(None) == "—"
+    assert charts.energy_text(2e-9) == "0.002 mWh"
+    assert charts.everyday(0.03) == "about 2 smartphone charges (15 Wh each)"
+    assert charts.everyday(0.001, 0.00012) == (
+        "about 6 minutes of a 10 W LED bulb; about 1 m driven by an average petrol car (~120 g/km)"
+    )
+
+
+def test_training_curves_start_at_epoch_zero_with_a_legend():
+    fig = charts.training_curves({"a": [0.7, 0.92]}, target=0.9, initial={"a": 0.3, "b": 0.95})
+    a, b = fig.data
+    assert list(a.x) == [0, 1, 2] and list(a.y) == [0.3, 0.7, 0.92]
+    assert list(b.x) == [0] and fig.layout.showlegend
+    assert fig.layout.annotations[0].text == "target 90%"
