@@ -1,11 +1,12 @@
 """Plotly figures of rankings, severities, per-class breakdowns, layer sweeps and shift previews.
 
-Pure figure builders (no streamlit): the dashboard draws them with ``st.plotly_chart`` and reports
-can export them with kaleido. Results come as the candidates and retrained runs of a run
-document (:class:`resque_core.store.documents.CandidateDoc`: ``id``, ``kind`` "dist" | "task",
-``label``, ``status``, ``rank``, ``resque``, ``shift``/``severity`` for synthetic shifts,
-``score.per_class``; :class:`~resque_core.store.documents.RetrainedDoc`), so a stored run
-(:class:`resque_core.store.runs.RunStore`) redraws unchanged.
+Pure figure builders (no streamlit): the dashboard draws them with ``st.plotly_chart``, and
+:func:`export_figure` writes one as PNG or SVG through kaleido (a headless Chromium, plotly.js
+from the plotly package, MathJax off: nothing is fetched). Results come as the candidates and
+retrained runs of a run document (:class:`resque_core.store.documents.CandidateDoc`: ``id``,
+``kind`` "dist" | "task", ``label``, ``status``, ``rank``, ``resque``, ``shift``/``severity``
+for synthetic shifts, ``score.per_class``; :class:`~resque_core.store.documents.RetrainedDoc`),
+so a stored run (:class:`resque_core.store.runs.RunStore`) redraws unchanged.
 
 RESQUE_dist and RESQUE_task are on different scales, so no figure puts both on one value axis.
 
@@ -26,11 +27,12 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ResqueError
 from ..kinds import ESTIMATOR_KINDS, EstimatorKind
 from ..store.documents import scored
 
 __all__ = [
+    "IMAGE_FORMATS",
     "KIND_RANGES",
     "KIND_TITLES",
     "MEASURE_TITLES",
@@ -39,6 +41,7 @@ __all__ = [
     "cost_bars",
     "energy_text",
     "everyday",
+    "export_figure",
     "human_unit",
     "layer_sweep",
     "predicted_vs_measured",
@@ -103,12 +106,16 @@ def _empty(message: str) -> go.Figure:
     return fig
 
 
-def ranking_bars(candidates: Sequence[Result]) -> go.Figure:
+def ranking_bars(candidates: Sequence[Result], *, by_resque: bool = False) -> go.Figure:
     """Horizontal bars of RESQUE per candidate, best (lowest) at the top, one panel per kind.
 
-    Each panel has its own value axis: the two estimators are not comparable.
+    Each panel has its own value axis: the two estimators are not comparable. ``by_resque``:
+    order by RESQUE and leave out the rank numbers (for a run ranked by predicted cost, whose
+    ranks are not RESQUE's).
     """
     groups = [(k, _scored(candidates, k)) for k in KINDS]
+    if by_resque:
+        groups = [(k, sorted(rows, key=lambda c: c["resque"])) for k, rows in groups]
     groups = [(k, rows) for k, rows in groups if rows]
     if not groups:
         return _empty("No scored candidates yet")
@@ -123,7 +130,10 @@ def ranking_bars(candidates: Sequence[Result]) -> go.Figure:
         fig.add_trace(
             go.Bar(
                 x=[c["resque"] for c in rows],
-                y=[f"{c['rank']}. {_text(c['label'])}" for c in rows],
+                y=[
+                    _text(c["label"]) if by_resque else f"{c['rank']}. {_text(c['label'])}"
+                    for c in rows
+                ],
                 orientation="h",
                 marker_color=_COLOURS[kind],
                 text=[f"{c['resque']:.3f}" for c in rows],
@@ -680,3 +690,35 @@ def shift_preview(
         margin={"l": 0, "r": 30, "t": 40, "b": 0},
     )
     return fig
+
+
+IMAGE_FORMATS = ("png", "svg")
+_EXPORT_TIMEOUT_S = 90.0
+
+
+def export_figure(
+    fig: go.Figure, fmt: str = "png", *, width: int = 900, height: int = 500, scale: float = 2.0
+) -> bytes:
+    """``fig`` as PNG or SVG bytes, drawn by kaleido in a headless Chromium (``$BROWSER_PATH``,
+    else the one on the PATH; never downloaded). plotly.js comes from the installed plotly package
+    and MathJax is off, so the page loads nothing from the network. ConfigError for another
+    format; ResqueError naming the cause when kaleido or a Chromium is missing or drawing fails.
+    """
+    if fmt not in IMAGE_FORMATS:
+        raise ConfigError(f"unknown image format {fmt!r}; allowed: {', '.join(IMAGE_FORMATS)}")
+    try:
+        import kaleido
+    except ImportError:
+        raise ResqueError(
+            "exporting charts as images needs the kaleido package: pip install kaleido"
+        ) from None
+    opts = {"format": fmt, "width": width, "height": height, "scale": scale}
+    kopts = {"page_generator": kaleido.PageGenerator(mathjax=False), "timeout": _EXPORT_TIMEOUT_S}
+    try:
+        data = kaleido.calc_fig_sync(fig, opts=opts, kopts=kopts)
+    except Exception as e:  # kaleido's and choreographer's errors share no base class
+        raise ResqueError(
+            f"cannot draw the chart as {fmt.upper()}: {type(e).__name__}: {e}".rstrip(": ")
+            + " (kaleido needs Chromium: install it or set BROWSER_PATH)"
+        ) from None
+    return data if isinstance(data, bytes) else str(data).encode()

@@ -1,16 +1,23 @@
 """The PDF report: the static HTML printed by a headless Chromium (:func:`find_chromium`;
 ``$BROWSER_PATH``, then ``chromium`` / ``chromium-browser`` / Chrome on the PATH; never
-downloaded). Without one, or if printing fails, a text-only PDF written here, which says that
-the charts are omitted."""
+downloaded). Without one, or if printing fails, a text-only PDF written with fpdf2, which says
+that the charts are omitted.
+
+The text-only PDF embeds a Unicode TrueType font found on this machine (``$RESQUE_PDF_FONT``, else
+DejaVu Sans, Noto Sans or Liberation Sans from the usual font folders), so class names in Greek,
+Cyrillic, Arabic or other scripts the font covers print as written; CJK fonts found there
+(Noto Sans CJK, WenQuanYi, Droid Sans Fallback) back it up. Without any TrueType font it falls
+back to the PDF core fonts, which hold only Latin-1: other characters print as ``?``.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import tempfile
 import textwrap
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,45 +100,113 @@ def _pdf(doc: Mapping[str, Any]) -> tuple[bytes, str | None]:
 
 
 _PDF_CHARS = str.maketrans({"→": "->", "≤": "<=", "≥": ">=", "×": "x", "ρ": "rho", "π": "pi"})
+_FONT_ENV = "RESQUE_PDF_FONT"
+_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+# (regular, bold, mono) file names, first found wins.
+_FONT_FILES = (
+    ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf"),
+    ("NotoSans-Regular.ttf", "NotoSans-Bold.ttf", "NotoSansMono-Regular.ttf"),
+    ("LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf", "LiberationMono-Regular.ttf"),
+)
+_FALLBACK_FILES = ("NotoSansCJK-Regular.ttc", "wqy-microhei.ttc", "DroidSansFallbackFull.ttf")
+
+
+@functools.cache
+def _font_index() -> dict[str, Path]:
+    """File name -> path of the TrueType fonts under the usual font folders."""
+    found: dict[str, Path] = {}
+    for folder in _FONT_DIRS:
+        root = Path(folder).expanduser()
+        if root.is_dir():
+            for path in sorted(root.rglob("*.tt[fc]")):
+                found.setdefault(path.name, path)
+    return found
+
+
+def _unicode_fonts() -> tuple[dict[str, Path], list[Path]] | None:
+    """({"regular", "bold", "mono"}: font file) of the first family found, and fallback fonts
+    for scripts it lacks; None without any TrueType font."""
+    fallbacks = [p for name in _FALLBACK_FILES if (p := _font_index().get(name))]
+    own = os.environ.get(_FONT_ENV)
+    if own and Path(own).is_file():
+        path = Path(own)
+        return {"regular": path, "bold": path, "mono": path}, fallbacks
+    for regular, bold, mono in _FONT_FILES:
+        paths = [_font_index().get(n) for n in (regular, bold, mono)]
+        if paths[0] is not None:
+            r = paths[0]
+            return {"regular": r, "bold": paths[1] or r, "mono": paths[2] or r}, fallbacks
+    return None
 
 
 class _TextPdf:
-    """A minimal PDF writer: A4 pages of text in the standard Helvetica and Courier fonts
-    (WinAnsi encoding, so no font files), for when no browser can print the HTML report."""
+    """A4 pages of text written with fpdf2, for when no browser can print the HTML report:
+    headings, paragraphs, bullets and tables as fixed-width lines (charts are named, not drawn).
+    """
 
     width, height, margin = 595, 842, 50
-    fonts = {
-        "body": ("F1", 9.5),
-        "bold": ("F2", 9.5),
-        "mono": ("F3", 7.0),
-        "h1": ("F2", 16.0),
-        "h2": ("F2", 12.5),
-        "h3": ("F2", 10.5),
-    }
+    sizes = {"body": 9.5, "bold": 9.5, "mono": 7.0, "h1": 16.0, "h2": 12.5, "h3": 10.5}
 
     def __init__(self, title: str):
-        self.title = title
-        self.pages: list[list[str]] = []
-        self.y = 0.0
+        from fpdf import FPDF
 
-    def _new_page(self) -> None:
-        self.pages.append([])
-        self.y = self.height - self.margin
+        self.title = title
+        self.pdf = FPDF(orientation="portrait", unit="pt", format="A4")
+        self.pdf.set_margins(self.margin, self.margin, self.margin)
+        self.pdf.set_auto_page_break(True, margin=self.margin)
+        self.pdf.set_title(title if self._unicode_ok() else self._latin(title))
+        self.pdf.set_producer("resque_core report")
+        self.pdf.add_page()
+
+    @functools.cached_property
+    def _faces(self) -> dict[str, tuple[str, str]]:
+        """Style -> (family, fpdf style): embedded Unicode fonts, else the core fonts."""
+        fonts = _unicode_fonts()
+        if fonts is None:
+            core = {"body": ("helvetica", ""), "bold": ("helvetica", "B"), "mono": ("courier", "")}
+            return {**core, "h1": core["bold"], "h2": core["bold"], "h3": core["bold"]}
+        faces, fallbacks = fonts
+        for style, path in faces.items():
+            self.pdf.add_font(f"resque-{style}", "", str(path))
+        names = []
+        for i, path in enumerate(fallbacks):
+            try:
+                self.pdf.add_font(f"resque-fallback{i}", "", str(path))
+                names.append(f"resque-fallback{i}")
+            except Exception:  # a collection fpdf2 cannot read: go on without it
+                continue
+        if names:
+            self.pdf.set_fallback_fonts(names)
+        bold = ("resque-bold", "")
+        return {
+            "body": ("resque-regular", ""),
+            "bold": bold,
+            "mono": ("resque-mono", ""),
+            "h1": bold,
+            "h2": bold,
+            "h3": bold,
+        }
+
+    def _unicode_ok(self) -> bool:
+        return _unicode_fonts() is not None
+
+    @staticmethod
+    def _latin(text: str) -> str:
+        return text.translate(_PDF_CHARS).encode("latin-1", errors="replace").decode("latin-1")
 
     def _line(self, text: str, style: str, gap: float = 1.35) -> None:
-        font, size = self.fonts[style]
-        if not self.pages or self.y - size * gap < self.margin:
-            self._new_page()
-        self.y -= size * gap
-        raw = text.translate(_PDF_CHARS).encode("cp1252", errors="replace")
-        safe = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
-        self.pages[-1].append(
-            f"BT /{font} {size:g} Tf {self.margin} {self.y:.1f} Td (".encode() + safe + b") Tj ET"
-        )
+        family, face = self._faces[style]
+        size = self.sizes[style]
+        self.pdf.set_font(family, face, size)
+        shown = text if self._unicode_ok() else self._latin(text)
+        self.pdf.cell(0, size * gap, shown, new_x="LMARGIN", new_y="NEXT")
+
+    def _skip(self, points: float) -> None:
+        self.pdf.set_y(self.pdf.get_y() + points)
 
     def _chars(self, style: str) -> int:
-        """Characters per line (Courier is 0.6 em wide; Helvetica about 0.5 on average)."""
-        size = self.fonts[style][1]
+        """Characters per line (monospace is 0.6 em wide; proportional about 0.5 on average)."""
+        size = self.sizes[style]
         return int((self.width - 2 * self.margin) / (size * (0.6 if style == "mono" else 0.52)))
 
     def _wrapped(self, text: str, style: str, indent: str = "") -> None:
@@ -149,17 +224,17 @@ class _TextPdf:
         first_chart = True
         for b in blocks:
             if isinstance(b, _Heading):
-                self.y -= 6
+                self._skip(6)
                 self._wrapped(b.text, f"h{min(b.level, 3)}")
                 if b.level == 1 and note:
                     self._wrapped(f"Note: {note}.", "bold")
             elif isinstance(b, _Para):
                 self._wrapped("".join(b.spans), "bold" if b.lead else "body")
-                self.y -= 4
+                self._skip(4)
             elif isinstance(b, _Bullets):
                 for item in b.items:
                     self._wrapped(f"- {item}", "body", indent="  ")
-                self.y -= 4
+                self._skip(4)
             elif isinstance(b, _Table):
                 cells = [list(b.columns), *map(list, b.rows)]
                 widths = [min(48, max(len(r[i]) for r in cells)) for i in range(len(b.columns))]
@@ -171,50 +246,8 @@ class _TextPdf:
                         for v, w in zip(r, widths, strict=True)
                     )
                     self._table_line(line.rstrip())
-                self.y -= 6
+                self._skip(6)
             elif first_chart:
                 first_chart = False
                 self._wrapped(f"[{note or 'charts omitted'}; see the HTML export]", "body")
-        return self._assemble()
-
-    def _assemble(self) -> bytes:
-        objects: list[bytes] = [
-            b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"",  # the page tree, once the page objects are numbered
-            *(
-                b"<< /Type /Font /Subtype /Type1 /BaseFont /%s /Encoding /WinAnsiEncoding >>" % name
-                for name in (b"Helvetica", b"Helvetica-Bold", b"Courier")  # F1, F2, F3
-            ),
-        ]
-        title = self.title.translate(_PDF_CHARS).encode("cp1252", errors="replace")
-        title = title.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
-        objects.append(b"<< /Title (" + title + b") /Producer (resque_core report) >>")
-        kids = []
-        for ops in self.pages:
-            stream = zlib.compress(b"\n".join(ops))
-            objects.append(
-                f"<< /Length {len(stream)} /Filter /FlateDecode >>\nstream\n".encode()
-                + stream
-                + b"\nendstream"
-            )
-            content = len(objects)
-            objects.append(
-                f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {self.width} {self.height}] "
-                f"/Resources << /Font << /F1 3 0 R /F2 4 0 R /F3 5 0 R >> >> "
-                f"/Contents {content} 0 R >>".encode()
-            )
-            kids.append(f"{len(objects)} 0 R")
-        objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
-        out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-        offsets = []
-        for i, body in enumerate(objects, start=1):
-            offsets.append(len(out))
-            out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
-        xref = len(out)
-        out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-        out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-        out += (
-            f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 6 0 R >>\n"
-            f"startxref\n{xref}\n%%EOF\n"
-        ).encode()
-        return bytes(out)
+        return bytes(self.pdf.output())
