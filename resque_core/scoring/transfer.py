@@ -126,11 +126,18 @@ def softmax(outputs: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- shared work
 class _Moments:
-    """What several feature scores share, each part computed once when first needed: the
-    features in float64, class indices and counts, the mean, the raw and centred Gram matrices
-    and their eigendecompositions, the class means."""
+    """What several feature scores share, each part computed once when first needed: class
+    indices and counts, the mean, the centred features, the centred and raw Gram matrices and
+    their eigendecompositions, the class means.
+
+    Float32 features (what the model gives) keep float32 for the N x D products (the Gram
+    matrices and TransRate's Cholesky factors), which halves their cost; everything else, and
+    every product of float64 features, is float64.
+    """
 
     def __init__(self, features: np.ndarray, labels: np.ndarray):
+        raw = np.asarray(features)
+        self.work = np.float32 if raw.dtype in (np.float32, np.float16) else np.float64
         self.f, self.y, self.k = _features(features, labels)
         self.n, self.d = self.f.shape
         self.onehot = np.zeros((self.n, self.k))
@@ -145,24 +152,38 @@ class _Moments:
         return self._cache[name]
 
     @property
-    def raw_gram(self) -> np.ndarray:
-        """F^T F [D, D]."""
-        return self._memo("raw_gram", lambda: self.f.T @ self.f)
-
-    @property
     def centred(self) -> np.ndarray:
-        """Z = F - mean [N, D]."""
-        return self._memo("centred", lambda: self.f - self.mean)
+        """Z = F - mean [N, D], in the working precision."""
+        return self._memo("centred", lambda: (self.f - self.mean).astype(self.work, copy=False))
 
     @property
     def gram(self) -> np.ndarray:
-        """Z^T Z [D, D] (= F^T F - N mean mean^T)."""
-        return self._memo("gram", lambda: self.raw_gram - self.n * np.outer(self.mean, self.mean))
+        """Z^T Z [D, D], float64."""
+        return self._memo("gram", lambda: (self.centred.T @ self.centred).astype(np.float64))
+
+    @property
+    def raw_gram(self) -> np.ndarray:
+        """F^T F [D, D] = Z^T Z + N mean mean^T (adding, so no precision is lost)."""
+        return self._memo("raw_gram", lambda: self.gram + self.n * np.outer(self.mean, self.mean))
 
     @property
     def centred_eigh(self) -> tuple[np.ndarray, np.ndarray]:
         """Eigenvalues (ascending) and eigenvectors of Z^T Z."""
         return self._memo("centred_eigh", lambda: np.linalg.eigh(self.gram))
+
+    def top_components(self, dim: int) -> np.ndarray:
+        """The ``dim`` leading eigenvectors of Z^T Z [D, dim], largest first."""
+
+        def make():
+            if "centred_eigh" in self._cache or dim >= self.d:
+                vecs = self.centred_eigh[1]
+            else:  # only the leading ones: cheaper than a full decomposition
+                from scipy.linalg import eigh
+
+                vecs = eigh(self.gram, subset_by_index=[self.d - dim, self.d - 1])[1]
+            return vecs[:, ::-1][:, :dim]
+
+        return self._memo(f"top_{dim}", make)
 
     @property
     def between_root(self) -> np.ndarray:
@@ -341,7 +362,7 @@ def _ledoit_wolf_shrinkage(m: _Moments) -> float:
     d2 = s2 - m.d * mu**2
     if d2 <= 0:
         return 0.0  # S is already a multiple of the identity
-    row4 = float((np.einsum("nd,nd->n", m.centred, m.centred) ** 2).sum())
+    row4 = float((np.einsum("nd,nd->n", m.centred, m.centred).astype(np.float64) ** 2).sum())
     b2 = max((row4 - m.n * s2) / m.n**2, 0.0)
     return min(b2, d2) / d2
 
@@ -371,10 +392,10 @@ def _shrinkage_h_score(m: _Moments) -> float:
 def _coding_rate(gram: np.ndarray, n: int, d: int, eps: float) -> float:
     """R = 1/2 log det(I + d / (n eps^2) gram) for the Gram matrix of n samples of dimension d
     (either Z^T Z [d, d] or Z Z^T [n, n]: their determinants agree)."""
-    a = np.eye(gram.shape[0]) + d / (n * eps**2) * gram
+    a = np.eye(gram.shape[0], dtype=gram.dtype) + gram * gram.dtype.type(d / (n * eps**2))
     try:
         low = np.linalg.cholesky(a)
-        return float(np.log(np.diag(low)).sum())  # 1/2 log det = sum log diag(L)
+        return float(np.log(np.diag(low).astype(np.float64)).sum())  # = 1/2 log det
     except np.linalg.LinAlgError:
         return 0.5 * float(np.linalg.slogdet(a)[1])
 
@@ -414,8 +435,7 @@ def gbc(features: np.ndarray, labels: np.ndarray, *, dim: int = GBC_DIM) -> floa
 def _gbc(m: _Moments, dim: int = GBC_DIM) -> float:
     if m.counts.min() < 2:
         raise DataError("GBC needs at least 2 samples of every class (a class variance)")
-    _, vecs = m.centred_eigh
-    z = m.centred @ vecs[:, ::-1][:, : min(dim, m.d)]
+    z = (m.centred @ m.top_components(min(dim, m.d)).astype(m.work)).astype(np.float64)
     sums = m.onehot.T @ z
     means = sums / m.counts[:, None]
     # unbiased per-class variance: (sum z^2 - n mean^2) / (n - 1)

@@ -331,6 +331,14 @@ def test_all_scores_together_equal_each_alone():
     assert set(tr.transfer_scores(f, y)) == set(tr.TRANSFER_SCORES) - {"leep", "nce"}
 
 
+def test_float32_features_agree_with_float64():
+    f, y = _data(n=200, d=16, k=4, seed=19)
+    logits = np.random.default_rng(4).normal(size=(200, 5))
+    wide = tr.transfer_scores(f, y, logits)
+    narrow = tr.transfer_scores(f.astype(np.float32), y, logits.astype(np.float32))
+    assert narrow == pytest.approx(wide, rel=1e-4, abs=1e-6)
+
+
 def test_labels_may_be_any_integers():
     f, y = _data(n=40, d=3, k=2, seed=18)
     assert tr.transfer_scores(f, y * 10 + 3) == pytest.approx(tr.transfer_scores(f, y))
