@@ -70,7 +70,9 @@ class RetrainConfig:
     :mod:`~resque_core.retrain.loop`; default ((0.02, 10), (0.05, 20)) ends runs that plateau just
     under the target. ``max_epochs``: 250 as in the reference (validation runs usually pass less).
     ``time_budget_s``: None = no limit. ``max_samples_per_class`` caps the candidate data (None =
-    all of it). ``device``: auto, cpu, cuda or cuda:N.
+    all of it). ``device``: auto, cpu, cuda or cuda:N. ``meter_training``: also meter the
+    training loop alone, as the reference meters it (each epoch then takes two meter windows,
+    training and evaluation, and its energy is their sum; :attr:`EpochRecord.train_energy_kwh`).
     """
 
     optimizer: Optimizer = "adam"
@@ -87,6 +89,7 @@ class RetrainConfig:
     max_samples_per_class: int | None = None
     seed: int = 0
     device: str = "auto"
+    meter_training: bool = False
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -133,7 +136,7 @@ class RetrainConfig:
         name (:func:`stored_augmentation` reads it back), so ``project`` procedures keep the keys
         they had when the policy was called ``reference``."""
         d = self.to_dict()
-        for limit in ("max_epochs", "time_budget_s", "device"):
+        for limit in ("max_epochs", "time_budget_s", "device", "meter_training"):
             d.pop(limit)
         d["augment"] = _STORED_AUGMENTATION.get(self.augment, self.augment)
         return d
@@ -165,7 +168,12 @@ class EpochRecord:
     ``grad_norm`` the mean over batches of the global L2 gradient norm, ``grad_norm_last`` the
     last batch's (the reference's figure); ``param_change_*`` the RMS over all parameters of
     (theta_e - theta_ref), i.e. sqrt(sum of squares / number of parameters); ``seconds`` wall
-    time of training + evaluation; energy of the same window in kWh, CO2 in kg CO2e."""
+    time of training + evaluation; energy of the same window in kWh, CO2 in kg CO2e.
+
+    The reference's own figures, beside these: ``grad_norm_last`` (it logs the last batch's
+    norm), ``param_change_tensor_mean`` (the mean over parameter tensors of each tensor's
+    ``|theta_e - theta_0| / sqrt(n)``, its per-tensor change) and ``train_energy_kwh`` (the
+    training loop alone, as it meters; None unless :attr:`RetrainConfig.meter_training`)."""
 
     epoch: int
     train_accuracy: float
@@ -180,6 +188,8 @@ class EpochRecord:
     energy_kwh: float
     co2_kg: float
     lr: float
+    param_change_tensor_mean: float | None = None
+    train_energy_kwh: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -233,6 +243,24 @@ class RetrainResult:
         return self.records[-1].param_change_start if self.records else None
 
     @property
+    def reference_measures(self) -> dict[str, Any]:
+        """The run's figures as the reference code reports them, beside the headlines above:
+        ``epochs`` counted its way (a model already at the target counts 1: it trains one epoch
+        before it checks), the last epoch's last-batch gradient norm, the last epoch's mean
+        per-tensor parameter change from the start, and the training loop's energy alone (None
+        unless every epoch metered it, see :attr:`RetrainConfig.meter_training`)."""
+        last = self.records[-1] if self.records else None
+        train = [r.train_energy_kwh for r in self.records]
+        return {
+            "epochs": max(1, self.epochs) if self.reached_target else self.epochs,
+            "grad_norm_last": last.grad_norm_last if last else None,
+            "param_change_tensor_mean": last.param_change_tensor_mean if last else None,
+            "train_energy_kwh": (
+                sum(train) if train and all(t is not None for t in train) else None
+            ),
+        }
+
+    @property
     def censored(self) -> bool:
         """Stopped by a limit (max epochs, time budget) before the target or a cutoff: the
         epochs it needs are at least ``epochs``, not exactly."""
@@ -270,6 +298,7 @@ class RetrainResult:
             "config": self.config.to_dict(),
             "records": [r.to_dict() for r in self.records],
             "param_change_per_tensor": self.param_change_per_tensor,
+            "reference_measures": self.reference_measures,
         }
 
 

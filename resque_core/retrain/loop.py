@@ -13,7 +13,14 @@ accuracy is also measured before the first epoch: a model that already meets the
 Per epoch (:class:`EpochRecord`): train / held-out accuracy and mean loss, global L2 gradient
 norm (mean over the epoch's batches, and the last batch's as in the reference), RMS parameter
 change from the start and from the previous epoch, wall time, energy (from a
-:class:`~resque_core.measure.energy.Meter`, with its method) and CO2. A cancelled or failed run
+:class:`~resque_core.measure.energy.Meter`, with its method) and CO2.
+
+Beside these headlines, the reference's own figures (:attr:`RetrainResult.reference_measures`):
+the last batch's gradient norm, the mean over tensors of the per-tensor change
+``|theta_e - theta_0| / sqrt(n)``, the training loop's energy alone (with
+``RetrainConfig.meter_training``: training and evaluation are then two meter windows per epoch),
+and the epochs counted its way: the reference trains one epoch before it first checks accuracy,
+so a model already at the target counts 1 there and 0 here. A cancelled or failed run
 returns the epochs it finished, and the energy of the unfinished epoch is still counted in the
 total.
 
@@ -137,18 +144,19 @@ def _run(
         for epoch in range(1, config.max_epochs + 1):
             _sync(device)
             meter.begin()
+            split = _TrainingWindow(meter if config.meter_training else None)
             try:
                 record, prev_params = _epoch(
-                    trainer, epoch, start_params, prev_params, progress, cancel
+                    trainer, epoch, start_params, prev_params, progress, cancel, split
                 )
             except BaseException:
                 # the unfinished epoch's energy was spent: count it in the total
                 _sync(device)
-                result.unfinished_kwh = meter.end().kwh
+                result.unfinished_kwh = meter.end().kwh + split.kwh
                 raise
             _sync(device)
             reading = meter.end()
-            record = _with_energy(record, reading, result.intensity)
+            record = _with_energy(record, reading, result.intensity, split)
             result.energy_basis = reading.basis
             result.records.append(record)
             if on_epoch is not None:
@@ -194,6 +202,25 @@ def _stop_reason(
     return False
 
 
+class _TrainingWindow:
+    """With a meter: closes the epoch's window when training ends (that reading is the training
+    loop's energy) and opens another for the evaluation. Without one, does nothing."""
+
+    def __init__(self, meter: Meter | None):
+        self.meter = meter
+        self.reading: EnergyReading | None = None
+
+    def training_done(self, device: torch.device) -> None:
+        if self.meter is not None:
+            _sync(device)
+            self.reading = self.meter.end()
+            self.meter.begin()
+
+    @property
+    def kwh(self) -> float:
+        return self.reading.kwh if self.reading is not None else 0.0
+
+
 def _epoch(
     trainer: _Trainer,
     epoch: int,
@@ -201,6 +228,7 @@ def _epoch(
     prev_params: dict[str, torch.Tensor],
     progress: Progress | None,
     cancel: Callable[[], bool] | None,
+    split: _TrainingWindow | None = None,
 ) -> tuple[EpochRecord, dict[str, torch.Tensor]]:
     began = time.perf_counter()
     batches = trainer.batches()
@@ -219,8 +247,10 @@ def _epoch(
         if progress is not None:
             progress(f"epoch {epoch}", i + 1, len(batches))
     n = len(trainer.data.train_y)
+    if split is not None:
+        split.training_done(dev)
     held_acc, held_loss = _evaluate(trainer.model, trainer.data, dev)
-    change_start, _ = _rms_change(trainer.model, start_params)
+    change_start, per_tensor = _rms_change(trainer.model, start_params)
     change_prev, _ = _rms_change(trainer.model, prev_params)
     record = EpochRecord(
         epoch=epoch,
@@ -236,11 +266,21 @@ def _epoch(
         energy_kwh=0.0,
         co2_kg=0.0,
         lr=trainer.optim.param_groups[0]["lr"],
+        param_change_tensor_mean=(
+            sum(per_tensor.values()) / len(per_tensor) if per_tensor else None
+        ),
     )
     return record, _flat_params(trainer.model)
 
 
 def _with_energy(
-    record: EpochRecord, reading: EnergyReading, intensity: CarbonIntensity
+    record: EpochRecord,
+    reading: EnergyReading,
+    intensity: CarbonIntensity,
+    split: _TrainingWindow | None = None,
 ) -> EpochRecord:
-    return replace(record, energy_kwh=reading.kwh, co2_kg=emissions_kg(reading.kwh, intensity))
+    train = split.reading.kwh if split is not None and split.reading is not None else None
+    kwh = reading.kwh + (train or 0.0)
+    return replace(
+        record, energy_kwh=kwh, co2_kg=emissions_kg(kwh, intensity), train_energy_kwh=train
+    )

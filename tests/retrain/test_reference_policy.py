@@ -103,3 +103,83 @@ def test_policy_names_and_stored_names():
         stored = RetrainConfig(augment=name).procedure()["augment"]
         assert stored_augmentation(stored) == name
     assert policy_module.augment is augment
+
+
+# ----------------------------------------------------------------------------- measures
+KWH = 3.6e6  # joules
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16, 3),
+    ).eval()
+
+
+def _data():
+    from resque_core.retrain import RetrainData
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(45, 1, 8, 8, generator=g)
+    y = torch.arange(45) % 3
+    for k in range(3):
+        x[y == k, :, :4, k * 2 : k * 2 + 3] += 0.6
+    x = x.clamp(0, 1)
+    held = torch.arange(45) % 5 == 0
+    return RetrainData(x[~held], y[~held], x[held], y[held], 3, lambda t: (t - 0.5) / 0.5)
+
+
+def _config(**kw) -> RetrainConfig:
+    base = {"batch_size": 8, "augment": "none", "device": "cpu", "max_epochs": 2, "cutoffs": ()}
+    return RetrainConfig(**{**base, "target_accuracy": 1.0, **kw})
+
+
+def test_reference_measures_sit_beside_the_headlines():
+    from resque_core.measure.energy import ReplayMeter
+    from resque_core.retrain import retrain
+
+    # training windows 0.003 kWh, evaluation windows 0.001 kWh, alternating
+    meter = ReplayMeter(joules=[0.003 * KWH, 0.001 * KWH], seconds=1.0)
+    res = retrain(_model(), _data(), config=_config(meter_training=True), meter=meter)
+    assert res.epochs == 2 and res.status == "completed"
+    for r in res.records:
+        assert r.train_energy_kwh == pytest.approx(0.003)
+        assert r.energy_kwh == pytest.approx(0.004)  # the headline still covers both windows
+    ref = res.reference_measures
+    assert ref["train_energy_kwh"] == pytest.approx(0.006)
+    assert res.energy_kwh == pytest.approx(0.008)
+    last = res.records[-1]
+    assert ref["grad_norm_last"] == last.grad_norm_last > 0
+    per_tensor = res.param_change_per_tensor
+    assert ref["param_change_tensor_mean"] == pytest.approx(
+        sum(per_tensor.values()) / len(per_tensor)
+    )
+    # the pooled RMS weights tensors by size; the per-tensor mean weights them equally
+    assert ref["param_change_tensor_mean"] != pytest.approx(last.param_change_start)
+    assert res.to_dict()["reference_measures"] == ref
+
+
+def test_without_meter_training_one_window_per_epoch_and_no_training_energy():
+    from resque_core.measure.energy import ReplayMeter
+    from resque_core.retrain import retrain
+
+    meter = ReplayMeter(joules=[0.001 * KWH], seconds=1.0)
+    res = retrain(_model(), _data(), config=_config(), meter=meter)
+    assert [r.energy_kwh for r in res.records] == pytest.approx([0.001, 0.001])
+    assert res.reference_measures["train_energy_kwh"] is None
+    assert all(r.train_energy_kwh is None for r in res.records)
+    assert "meter_training" not in _config(meter_training=True).procedure()
+
+
+def test_a_model_already_at_the_target_counts_one_epoch_the_reference_way():
+    from resque_core.measure.energy import ReplayMeter
+    from resque_core.retrain import retrain
+
+    meter = ReplayMeter(joules=[1.0], seconds=1.0)
+    res = retrain(_model(), _data(), config=_config(target_accuracy=0.01), meter=meter)
+    assert res.epochs == 0 and res.reached_target
+    assert res.reference_measures["epochs"] == 1
