@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ..data.shifts import COMPAT_MODES
 from ..errors import ConfigError
 from ..limits import model_input_size
 
@@ -97,9 +98,16 @@ class RunConfig:
     """Sampling and execution settings.
 
     ``samples_per_class`` caps each class of every data set (None = all). ``max_task_samples``
-    caps a task's data set after that (stratified). ``flatten`` adds the un-pooled RESQUE_task
-    variants. ``amp`` uses mixed precision on a GPU if the first batch agrees with fp32.
-    ``seed`` is in [0, 2**32 - 1].
+    caps a task's data set after that (stratified, the same number per class; None = all): it
+    bounds k-means' memory and time on large tasks, and the reference code has no such cap.
+    ``flatten`` adds the un-pooled RESQUE_task variants. ``amp`` uses mixed precision on a GPU if
+    the first batch agrees with fp32. ``seed`` is in [0, 2**32 - 1].
+
+    ``compat``: ``"project"`` (default) or ``"reference"``, which reproduces the reference code
+    for comparison with the paper: its corruption pipeline
+    (:mod:`~resque_core.data.shifts`: unclamped noise with the uint8 wrap, whole-pixel
+    salt-and-pepper, scipy's blur, 8-bit truncation), feature-axis pooling of token layers, and
+    every task sample (``max_task_samples`` is not applied). docs/METHOD.md lists each difference.
     """
 
     samples_per_class: int | None = None
@@ -107,15 +115,32 @@ class RunConfig:
     device: str = "auto"
     seed: int = 0
     amp: bool = False
-    max_task_samples: int = 5000
+    max_task_samples: int | None = 5000
     flatten: bool = True
+    compat: str = "project"
 
     def __post_init__(self):
         if self.samples_per_class is not None:
             _integer(self.samples_per_class, 1, MAX_SAMPLES, "samples per class")
         _integer(self.batch_size, 1, MAX_BATCH_SIZE, "batch size")
         _integer(self.seed, 0, MAX_SEED, "seed")
-        _integer(self.max_task_samples, 2, MAX_SAMPLES, "max task samples")
+        if self.max_task_samples is not None:
+            _integer(self.max_task_samples, 2, MAX_SAMPLES, "max task samples")
+        if self.compat not in COMPAT_MODES:
+            raise ConfigError(
+                f"unknown compat mode {self.compat!r}; allowed: {', '.join(COMPAT_MODES)}"
+            )
+
+    @property
+    def task_sample_cap(self) -> int | None:
+        """The cap on a task's samples that applies: ``max_task_samples``, none in reference
+        mode."""
+        return None if self.compat == "reference" else self.max_task_samples
+
+    def key_parts(self) -> dict[str, Any]:
+        """What the mode adds to a cache key: nothing in the default mode (so its keys, and
+        every value cached under them, stay as they were), ``{"compat": mode}`` otherwise."""
+        return {} if self.compat == "project" else {"compat": self.compat}
 
 
 def resolve_device(name: str) -> torch.device:

@@ -181,6 +181,7 @@ class Scorer:
             shift,
             to_unit=lambda u: pre.to_unit(u, device=self.device),
             seed=self.run.seed,
+            compat=self.run.compat,
         )
         for sel, x in chunks:
             x = pre.normalize(x)
@@ -231,6 +232,7 @@ class Scorer:
                 batches,
                 num_classes=images.num_classes,
                 amp=self.run.amp,
+                compat=self.run.compat,
             )
             if self.store is not None:
                 self.store.put(
@@ -279,6 +281,7 @@ class Scorer:
             "seed": self.run.seed,
             "samples_per_class": self.run.samples_per_class,
             "source": self.fingerprint(self.source_data) if self.source_data else None,
+            **self.run.key_parts(),
         }
         target_id = str(shift) if shift is not None else self.fingerprint(shifted)
         key = canonical_key("dist", {**common, "target": target_id})
@@ -343,9 +346,10 @@ class Scorer:
                 "layer": layer,
                 "seed": run.seed,
                 "samples_per_class": run.samples_per_class,
-                "max_task_samples": run.max_task_samples,
+                "max_task_samples": run.task_sample_cap,
                 "flatten": run.flatten,
                 "source": self.fingerprint(self.source_data) if self.source_data else None,
+                **run.key_parts(),
             },
         )
         if (hit := self._lookup(key, started)) is not None:
@@ -355,14 +359,20 @@ class Scorer:
         pre = self.preprocess(task)
         resolved = self.resolve_layer(layer, "task", pre.image_size)
         idx = self._select(task)
-        if len(idx) > run.max_task_samples:
-            per_class = max(1, run.max_task_samples // task.num_classes)
+        cap = run.task_sample_cap
+        if cap is not None and len(idx) > cap:
+            per_class = max(1, cap // task.num_classes)
             labels = task.labels.numpy()[idx]
             idx = idx[data_mod.subsample_per_class(labels, per_class, seed=run.seed)]
         check_task_classes(len(np.unique(task.labels.numpy()[idx])))  # before any embedding
         batches = self._batches(task, idx, pre, None, "task")
         emb, precision = embeddings(
-            self.checkpoint().model, resolved, batches, flatten=run.flatten, amp=run.amp
+            self.checkpoint().model,
+            resolved,
+            batches,
+            flatten=run.flatten,
+            amp=run.amp,
+            compat=run.compat,
         )
         value = resque_task_variants(emb.pooled, emb.labels, flattened=emb.flattened, seed=run.seed)
         elapsed = time.perf_counter() - started
