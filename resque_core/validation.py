@@ -42,6 +42,7 @@ from .cost.predict import (
     save_calibrations,
 )
 from .errors import Cancelled, ConfigError, ResqueError
+from .executor import Executor, Outcome
 from .kinds import ESTIMATOR_KINDS
 from .measure.energy import Meter, make_meter
 from .plans import Candidate, Plan
@@ -318,6 +319,7 @@ def validate_plan(
     on_epoch: Callable[[str, EpochRecord], None] | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
+    executor: Executor | None = None,
 ) -> Validation:
     """Retrain the chosen candidates of ``plan`` and compare with the predictions.
 
@@ -328,7 +330,11 @@ def validate_plan(
     candidate_id)`` before and ``on_run(i, n, run)`` after each candidate, ``on_epoch(
     candidate_id, record)`` after each epoch, ``progress(stage, done, total)`` during scoring
     and training; ``cancel()`` is polled often: cancelling keeps the finished runs and the
-    measured part of the current one.
+    measured part of the current one. ``executor``: where the retrains run (default: here, one
+    after another); on a remote one each candidate's probe, prediction and retraining is one
+    unit on a worker of its own (one whole GPU, or a CPU), ``on_epoch`` and ``progress`` stay
+    silent during retraining, and cancelling stops the running retrains without their partial
+    measurements (the finished runs are kept).
     """
     started = time.perf_counter()
     config = config or RetrainConfig(seed=plan.run.seed, device=plan.run.device)
@@ -366,7 +372,8 @@ def validate_plan(
     key = calibration_key(sha, config.procedure())
     before = load_calibrations(cache, key)
     device = resolve_device(config.device)
-    the_meter = make_meter(meter, device=device) if isinstance(meter, str) else meter
+    remote = executor is not None and executor.remote
+    the_meter = make_meter(meter, device=device) if isinstance(meter, str) and not remote else meter
     out: list[ValidationRun] = []
     cancelled = ranking.cancelled
     session = _Session(
@@ -382,24 +389,32 @@ def validate_plan(
         progress,
         cancel,
     )
-    with the_meter:
-        for i, cid in enumerate(ids):
-            if cancelled or (cancel is not None and cancel()):
-                cancelled = True
-                break
-            if on_start is not None:
-                on_start(i, len(ids), cid)
-            scored = by_id.get(cid)
-            run = ValidationRun(
-                plan.candidate(cid), scored.score.value if scored and scored.ok else None
-            )
-            if scored is None or not scored.ok:
-                run.error = scored.error if scored else "not scored (cancelled)"
-            else:
-                cancelled = session.retrain(run)
-            out.append(run)
-            if on_run is not None:
-                on_run(i, len(ids), run)
+    if remote:
+        cancelled = _retrain_remote(
+            executor,
+            _WorkerSpec(plan, config, settings, meter, before, probe_seconds),
+            [_unscored(plan, cid, by_id) for cid in ids],
+            out,
+            on_start,
+            on_run,
+            cancel,
+            cancelled,
+            store,
+        )
+    else:
+        with the_meter:
+            for i, cid in enumerate(ids):
+                if cancelled or (cancel is not None and cancel()):
+                    cancelled = True
+                    break
+                if on_start is not None:
+                    on_start(i, len(ids), cid)
+                run = _unscored(plan, cid, by_id)
+                if run.error is None:
+                    cancelled = session.retrain(run)
+                out.append(run)
+                if on_run is not None:
+                    on_run(i, len(ids), run)
     validation = Validation(
         plan=plan,
         runs=out,
@@ -488,6 +503,102 @@ class _Session:
             run.error = str(e)
             return False
         return run.result.status == "cancelled"
+
+
+def _unscored(plan: Plan, cid: str, by_id: dict[str, Any]) -> ValidationRun:
+    """Candidate ``cid``'s run before retraining: its RESQUE, or why it cannot be retrained."""
+    scored = by_id.get(cid)
+    run = ValidationRun(plan.candidate(cid), scored.score.value if scored and scored.ok else None)
+    if scored is None or not scored.ok:
+        run.error = scored.error if scored else "not scored (cancelled)"
+    return run
+
+
+@dataclass(frozen=True)
+class _WorkerSpec:
+    """What a remote worker needs to build its own :class:`_Session` (sent once per worker)."""
+
+    plan: Plan
+    config: RetrainConfig
+    settings: CostSettings
+    meter: Meter | str
+    calibrations: dict[str, Calibration]
+    probe_seconds: float
+
+
+def _worker_session(spec: _WorkerSpec, store: Any) -> _Session:
+    """A worker's session: its own scorer and meter (opened once), the driver's calibrations;
+    ``store`` records the energy probes for the driver to write."""
+    plan = spec.plan
+    scorer = Scorer(
+        plan.resolved_model(), plan.run, store=store, source_data=plan.resolve(plan.source)
+    )
+    meter = spec.meter
+    if isinstance(meter, str):
+        meter = make_meter(meter, device=resolve_device(spec.config.device))
+    meter.__enter__()
+    return _Session(
+        plan,
+        scorer,
+        spec.config,
+        spec.settings,
+        meter,
+        store,
+        spec.calibrations,
+        spec.probe_seconds,
+        None,
+        None,
+        None,
+    )
+
+
+def _retrain_unit(session: _Session, run: ValidationRun) -> ValidationRun:
+    session.retrain(run)
+    return run
+
+
+def _retrain_remote(
+    executor: Executor,
+    spec: _WorkerSpec,
+    pending: list[ValidationRun],
+    out: list[ValidationRun],
+    on_start: Callable[[int, int, str], None] | None,
+    on_run: Callable[[int, int, ValidationRun], None] | None,
+    cancel: Callable[[], bool] | None,
+    cancelled: bool,
+    store: ResultStore | None,
+) -> bool:
+    """Retrain ``pending``'s scored candidates on ``executor``'s workers into ``out`` (in
+    ``pending``'s order); True if cancelled. A worker that died twice is its run's error."""
+    n = len(pending)
+    todo = [i for i, run in enumerate(pending) if run.error is None]
+    finished: dict[int, ValidationRun] = {
+        i: run for i, run in enumerate(pending) if run.error is not None
+    }
+
+    def done(o: Outcome) -> None:
+        i = todo[o.index]
+        run = o.value if o.ok else replace(pending[i], error=o.error)
+        finished[i] = run
+        if on_run is not None:
+            on_run(i, n, run)
+
+    if todo and not cancelled:
+        with executor.pool(_worker_session, spec, store=store) as pool:
+            try:
+                pool.map(
+                    _retrain_unit,
+                    [pending[i] for i in todo],
+                    on_start=(lambda k: on_start(todo[k], n, pending[todo[k]].candidate.id))
+                    if on_start is not None
+                    else None,
+                    on_done=done,
+                    cancel=cancel,
+                )
+            except Cancelled:
+                cancelled = True
+    out += [finished[i] for i in sorted(finished)]
+    return cancelled
 
 
 class ValidationJob:

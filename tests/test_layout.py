@@ -34,6 +34,7 @@ FLOORS = {
     "data": 1,
     "measure": 1,
     "store": 1,
+    "executor": 1,
     "scoring": 2,
     "plans": 3,
     "retrain": 4,

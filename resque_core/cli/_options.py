@@ -159,6 +159,30 @@ def add_cost_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """``--executor local|ray`` and ``--ray-address``: where the units of work run."""
+    g = p.add_argument_group("executor (where the work runs)")
+    g.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: a pool of Ray workers, one GPU or CPU each",
+    )
+    g.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --executor ray: auto (the running cluster) or HOST:PORT of its head; "
+        "default: start a local Ray with this machine's CPUs and GPUs",
+    )
+
+
+def open_executor(args: argparse.Namespace):
+    """The executor of ``--executor`` / ``--ray-address`` (ray is imported only for ``ray``)."""
+    from ..executor import make_executor
+
+    return make_executor(args.executor, address=args.ray_address)
+
+
 def retrain_config(args: argparse.Namespace, plan, **limits):
     """The retraining procedure from the shared options (engine defaults where not given)."""
     from ..retrain import RetrainConfig

@@ -9,10 +9,12 @@ from ._options import (
     _emit_json,
     _progress_printer,
     add_cost_options,
+    add_executor_options,
     add_plan_options,
     cost_settings,
     doc_basis,
     load_plan_arg,
+    open_executor,
     open_store,
     retrain_config,
 )
@@ -37,6 +39,7 @@ def _rank_options(p: argparse.ArgumentParser) -> None:
         "--max-co2-kg", type=float, help="CO2e budget: flag candidates predicted above it, exit 3"
     )
     add_cost_options(p)
+    add_executor_options(p)
 
 
 @command("rank", "score and rank every candidate of a plan", _rank_options)
@@ -64,6 +67,7 @@ def _rank(args: argparse.Namespace) -> int:
         progress=_progress_printer(True),
         ordered_by=args.order_by,
         cost=cost,
+        executor=open_executor(args),
     )
     over = ranking.over_budget
     if args.json:

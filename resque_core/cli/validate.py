@@ -2,7 +2,7 @@
 
     python -m resque_core validate (--plan FILE | --demo) [--trust-checkpoint] [--candidates ID,...]
         [--limit N] [--max-epochs N] [--time-budget S] [--cache-dir DIR] [--json]
-        [cost-model options]
+        [cost-model options] [--executor local|ray] [--ray-address ADDR]
 
 Text output: one row per retrained candidate (RESQUE, predicted and measured epochs / kWh /
 CO2), the correlation table and the refitted calibrations. ``--json`` prints one object with
@@ -21,9 +21,11 @@ from ._options import (
     _emit_json,
     _progress_printer,
     add_cost_options,
+    add_executor_options,
     add_plan_options,
     cost_settings,
     load_plan_arg,
+    open_executor,
     open_store,
     retrain_config,
 )
@@ -47,6 +49,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_cost_options(p)
+    add_executor_options(p)
 
 
 def _interval(lo_hi) -> str:
@@ -97,6 +100,7 @@ def _validate(args: argparse.Namespace) -> int:
         probe_seconds=args.probe_seconds,
         on_run=_stderr_line,
         progress=_progress_printer(not args.json),
+        executor=open_executor(args),
     )
     doc = validation.to_dict()
     if args.json:
