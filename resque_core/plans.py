@@ -11,8 +11,11 @@ Schema (version 1)::
       "layer": null,                         # null = each estimator's default layer
       "run": {"samples_per_class": 100, "batch_size": 128, "device": "auto", "seed": 0,
               "max_task_samples": 5000, "flatten": true, "amp": false},
+              # optional: "compat": "reference" reproduces the reference code (docs/METHOD.md);
+              # "max_task_samples": null uses every task sample
       "candidates": [
         {"id": "gauss-3", "kind": "shift", "shift": "gaussian_noise:3", "label": "...", "note": ""},
+        {"id": "gauss-raw", "kind": "shift", "shift": "gaussian_noise@0.05"},   # a raw sigma
         {"id": "cam-b", "kind": "shifted_data", "data": "new_camera/", ...},
         {"id": "letters", "kind": "task", "data": "builtin:letters", ...}
       ]
@@ -46,7 +49,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._util import regular_file
-from .data.shifts import parse_shift
+from .data.shifts import COMPAT_MODES, parse_shift
 from .errors import ConfigError
 from .scoring.scorer import ModelConfig, RunConfig
 
@@ -169,11 +172,20 @@ class Plan:
             "model": model,
             "source": self.source,
             "layer": self.layer,
-            "run": asdict(self.run),
+            "run": _run_doc(self.run),
             "candidates": [
                 {k: v for k, v in asdict(c).items() if v not in (None, "")} for c in self.candidates
             ],
         }
+
+
+def _run_doc(run: RunConfig) -> dict[str, Any]:
+    """The plan's ``run`` section; ``compat`` only when it is not the default, so a plan in the
+    default mode writes the document it always wrote (and keeps its stored-run content key)."""
+    doc = asdict(run)
+    if doc.get("compat") == "project":
+        del doc["compat"]
+    return doc
 
 
 def _clip(text: str) -> str:
@@ -288,8 +300,9 @@ def _run(d: Any) -> RunConfig:
         "device": str,
         "seed": int,
         "amp": bool,
-        "max_task_samples": int,
+        "max_task_samples": (int, type(None)),
         "flatten": bool,
+        "compat": str,
     }
     _unknown_keys(d, set(types), "run")
     kw = {
@@ -303,6 +316,10 @@ def _run(d: Any) -> RunConfig:
     }
     if "device" in kw:
         _text(kw["device"], "run.device", "str", MAX_LABEL_CHARS)
+    if "compat" in kw and kw["compat"] not in COMPAT_MODES:
+        raise ConfigError(
+            f"plan field 'run.compat' is {_shown(kw['compat'])}; allowed: {', '.join(COMPAT_MODES)}"
+        )
     return RunConfig(**kw)
 
 
@@ -327,7 +344,7 @@ def _candidate(d: Any, i: int, seen: set[str]) -> Candidate:
     shift = d.get("shift")
     data = d.get("data")
     if kind == "shift":
-        parse_shift(_text(shift, f"{where}.shift", "NAME:SEVERITY", MAX_LABEL_CHARS))
+        parse_shift(_text(shift, f"{where}.shift", "NAME:SEVERITY or NAME@VALUE", MAX_LABEL_CHARS))
         if data is not None:
             raise ConfigError(f"plan field '{where}.data' is not used by a 'shift' candidate")
     else:

@@ -89,7 +89,7 @@ def test_relative_paths_resolve_against_the_plan_folder(tmp_path):
         ({"run": {"batch_size": "big"}}, "plan field 'run.batch_size' must be int, got \"big\""),
         (
             {"run": {"speed": 1}},
-            "unknown plan field 'run.speed'; allowed: amp, batch_size, device, "
+            "unknown plan field 'run.speed'; allowed: amp, batch_size, compat, device, "
             "flatten, max_task_samples, samples_per_class, seed",
         ),
         (
