@@ -69,6 +69,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument(
+        "--max-task-samples",
+        type=_task_samples,
+        default=5000,
+        metavar="N|all",
+        help="cap on a new task's samples, stratified (default 5000; 'all' = no cap); bounds "
+        "k-means' memory and time. Not applied with --compat reference",
+    )
+    add_compat_option(g)
+    g.add_argument(
         "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
     )
     g.add_argument(
@@ -93,6 +102,29 @@ def model_config(args: argparse.Namespace):
     )
 
 
+def _task_samples(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number or 'all', got {text!r}"
+        ) from None
+
+
+def add_compat_option(g) -> None:
+    """``--compat project|reference``: the project's corrected pipeline (default) or the
+    reference code's, to set results beside the paper's (docs/METHOD.md)."""
+    g.add_argument(
+        "--compat",
+        choices=("project", "reference"),
+        help="project (default): corrected corruptions and pooling; reference: the reference "
+        "code's (noise wraps around, whole-pixel salt-and-pepper, scipy blur, 8-bit rounding, "
+        "feature-axis pooling of token layers, every task sample); see docs/METHOD.md",
+    )
+
+
 def run_config(args: argparse.Namespace):
     from ..scoring.scorer import RunConfig
 
@@ -101,7 +133,18 @@ def run_config(args: argparse.Namespace):
         batch_size=args.batch_size,
         device=args.device,
         seed=args.seed,
+        max_task_samples=args.max_task_samples,
+        compat=args.compat or "project",
     )
+
+
+def with_compat(plan, args: argparse.Namespace):
+    """``plan`` in the mode of ``--compat`` when it is given, else as the plan says."""
+    from dataclasses import replace
+
+    if not getattr(args, "compat", None):
+        return plan
+    return replace(plan, run=replace(plan.run, compat=args.compat))
 
 
 def open_store(args: argparse.Namespace):

@@ -8,6 +8,7 @@ import sys
 from ._options import (
     _emit_json,
     _progress_printer,
+    add_compat_option,
     add_cost_options,
     add_executor_options,
     add_plan_options,
@@ -17,6 +18,7 @@ from ._options import (
     open_executor,
     open_store,
     retrain_config,
+    with_compat,
 )
 from ._registry import command
 
@@ -30,7 +32,9 @@ def _rank_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--order-by",
         default="resque",
-        help="resque (within each kind, default), or epochs, kwh, co2 (cost model, all kinds)",
+        help="resque (within each kind, default); epochs, kwh, co2 (cost model, all kinds); or "
+        "a transferability score, within each kind, highest first: logme, leep, nce, h_score, "
+        "shrinkage_h_score, transrate, gbc",
     )
     p.add_argument(
         "--max-kwh", type=float, help="energy budget: flag candidates predicted above it, exit 3"
@@ -38,6 +42,7 @@ def _rank_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-co2-kg", type=float, help="CO2e budget: flag candidates predicted above it, exit 3"
     )
+    add_compat_option(p)
     add_cost_options(p)
     add_executor_options(p)
 
@@ -45,10 +50,10 @@ def _rank_options(p: argparse.ArgumentParser) -> None:
 @command("rank", "score and rank every candidate of a plan", _rank_options)
 def _rank(args: argparse.Namespace) -> int:
     from ..cost.predict import CostOptions
-    from ..ranking import COST_ORDERINGS, rank_plan
+    from ..ranking import COST_ORDERINGS, TRANSFER_ORDERINGS, rank_plan
     from ..store.runs import RunStore
 
-    plan = load_plan_arg(args)
+    plan = with_compat(load_plan_arg(args), args)
     cost = None
     if args.order_by in COST_ORDERINGS or args.max_kwh is not None or args.max_co2_kg is not None:
         cost = CostOptions(
@@ -77,7 +82,12 @@ def _rank(args: argparse.Namespace) -> int:
         return 3 if over else 0
     print(f"plan: {plan.name}  ({len(plan.candidates)} candidates, {ranking.seconds:.1f} s)")
     print(f"order: {doc_basis(ranking)}")
+    if plan.run.compat != "project":
+        print(f"mode: {plan.run.compat} (the reference code's pipeline; see docs/METHOD.md)")
     cost_head = f"  {'epochs':>6} {'kWh':>10} {'kg CO2e':>10}" if cost else ""
+    by_score = args.order_by if args.order_by in TRANSFER_ORDERINGS else None
+    if by_score:
+        cost_head += f"  {args.order_by[:10]:>10}"
     print(f"{'rank':>4}  {'kind':<5} {'id':<22} {'RESQUE':>8}{cost_head}  label")
     for r in ranking.ordered:
         if r.ok:
@@ -87,6 +97,9 @@ def _rank(args: argparse.Namespace) -> int:
                 cols = f"  {p.epochs:>6.1f} {p.energy_kwh:>10.3g} {p.co2_kg:>10.3g}"
             elif cost:
                 cols = f"  {'-':>6} {'-':>10} {'-':>10}"
+            if by_score:
+                v = r.score.transfer.get(by_score)
+                cols += f"  {v:>10.4g}" if v is not None else f"  {'-':>10}"
             flag = "  OVER BUDGET" if r.over_budget else ""
             print(
                 f"{r.rank:>4}  {r.candidate.estimator:<5} {r.candidate.id:<22} "

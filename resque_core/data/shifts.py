@@ -185,7 +185,7 @@ class ShiftSpec:
         shift = _SHIFTS[self.name]
         if shift.raw is None:
             raise ShiftError(
-                f"shift {self.name!r} has no single raw parameter ({shift.param}): "
+                f"shift {self.name!r} has no single raw parameter (it takes {shift.param}): "
                 f"give a severity, e.g. {self.name}:3"
             )
         level = self.level
