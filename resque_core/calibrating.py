@@ -35,6 +35,7 @@ from .cost import (
     predict_candidates,
 )
 from .errors import ConfigError, ResqueError
+from .executor import Executor
 from .plans import Plan
 from .ranking import rank_plan
 from .retrain import EnergyProbe, EpochRecord, RetrainConfig
@@ -149,13 +150,16 @@ def calibrate_plan(
     on_epoch: Callable[[str, EpochRecord], None] | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
+    executor: Executor | None = None,
 ) -> Calibrated:
-    """Choose, retrain and fit (module doc)."""
+    """Choose, retrain and fit (module doc). ``executor``: where the scoring and the retrains
+    run (:func:`~resque_core.ranking.rank_plan`, :func:`~resque_core.validation.validate_plan`);
+    the energy probes that choose the candidates run here."""
     started = time.perf_counter()
     if k < 1:
         raise ConfigError(f"--k must be at least 1, got {k}")
     config = config or RetrainConfig(seed=plan.run.seed, device=plan.run.device)
-    ranking = rank_plan(plan, store=store, progress=progress, cancel=cancel)
+    ranking = rank_plan(plan, store=store, progress=progress, cancel=cancel, executor=executor)
     if ranking.cancelled:
         return _empty(started, cancelled=True)
     scored = [(r.candidate, r.score.value) for r in ranking.results if r.ok]
@@ -219,6 +223,7 @@ def calibrate_plan(
         on_epoch=on_epoch,
         progress=progress,
         cancel=stop,
+        executor=executor,
     )
     doc = validation.to_dict()
     done = [r for r in doc["runs"] if r["status"] != "failed"]

@@ -4,6 +4,7 @@ cost of every other one on this model.
     python -m resque_core calibrate (--plan FILE | --demo) [--k N]
         [--budget-minutes M | --budget-kwh E] [--max-epochs N] [--cache-dir DIR] [--json]
         [cost-model and retraining-procedure options, as for validate]
+        [--executor local|ray] [--ray-address ADDR]
 
 It scores the plan, measures energy probes, chooses up to ``k`` candidates (spread over each
 kind's RESQUE range and over shift families, cheap ones preferred, within the budget), retrains
@@ -23,9 +24,11 @@ from ._options import (
     _emit_json,
     _progress_printer,
     add_cost_options,
+    add_executor_options,
     add_plan_options,
     cost_settings,
     load_plan_arg,
+    open_executor,
     open_store,
     retrain_config,
 )
@@ -52,6 +55,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_cost_options(p)
+    add_executor_options(p)
 
 
 def _stderr_line(i: int, n: int, run) -> None:
@@ -96,6 +100,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         probe_seconds=args.probe_seconds,
         on_run=_stderr_line,
         progress=_progress_printer(not args.json),
+        executor=open_executor(args),
     )
     doc = result.to_dict()
     if args.json:
