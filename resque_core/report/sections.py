@@ -237,8 +237,24 @@ def _model_section(doc: Mapping[str, Any]) -> list[_Block]:
         ("layer read", plan.get("layer") or ", ".join(layers) or "each estimator's default"),
         ("samples per class", run.get("samples_per_class") or "all"),
         ("seed / device", f"{run.get('seed')} / {run.get('device')}"),
+        ("pipeline (compat mode)", _mode_text(doc)),
     ]
     return [_Heading("Model details"), _table(("", ""), [r for r in rows if r[1] is not None])]
+
+
+_MODES = {
+    "project": "project (default): clamped noise, per-value salt-and-pepper, 3-sigma mirror "
+    "blur, float images; token layers averaged over tokens; task samples capped",
+    "reference": "reference: the reference code's pipeline, to compare with the paper (noise "
+    "wraps around in 8 bits, whole-pixel salt-and-pepper, scipy 4-sigma blur, 8-bit rounding "
+    "after corruption; token layers averaged over features; every task sample)",
+}
+"""How the report names each compat mode (docs/METHOD.md has the measured differences)."""
+
+
+def _mode_text(doc: Mapping[str, Any]) -> str:
+    mode = docs.compat_mode(doc)
+    return _MODES.get(mode, mode)
 
 
 def _intended_use() -> list[_Block]:
@@ -273,6 +289,11 @@ def _method_section(doc: Mapping[str, Any]) -> list[_Block]:
                 "a short measured probe; kg CO2e = kWh x carbon intensity x PUE. Intervals "
                 "propagate all three uncertainties (seeded Monte Carlo).",
             )
+        ),
+        _p(
+            f"Pipeline: {_mode_text(doc)}. The two modes give "
+            "different values for the same candidate; compare values within one mode only "
+            "(docs/METHOD.md)."
         ),
         _p(f"Reference: {_CITATION}."),
     ]

@@ -37,6 +37,7 @@ __all__ = [
     "ScoreDoc",
     "ValidationDoc",
     "check_run",
+    "compat_mode",
     "energy_bases",
     "failed",
     "measured",
@@ -375,6 +376,15 @@ def check_run(doc: Any) -> RunDoc:
 
 
 # ----------------------------------------------------------------------------- readers
+def compat_mode(doc: RunDoc) -> str:
+    """The pipeline a run used (``plan.run.compat``): ``"reference"`` (the reference code's
+    corruptions and pooling) or ``"project"``, the default, which documents from before the
+    field existed also used."""
+    run = (doc.get("plan") or {}).get("run") or {}
+    mode = run.get("compat", "project")
+    return mode if isinstance(mode, str) and mode else "project"
+
+
 def results(doc: RunDoc) -> list[CandidateDoc] | list[RetrainedDoc]:
     """A ranking's candidates or a validation's retrained candidates."""
     return doc["candidates"] if doc["type"] == "ranking" else doc["runs"]
