@@ -92,12 +92,25 @@ with st.container(border=True):
     max_task = col_task.number_input(
         "Max images per task",
         min_value=2,
-        value=run.get("max_task_samples", 5000),
+        value=run.get("max_task_samples") or 5000,
         step=500,
         key="set_max_task_samples",
         help="A new task's data is capped to this many images (stratified) for k-means.",
     )
+    reference_mode = st.toggle(
+        "Reproduce the reference code (compat mode)",
+        value=run.get("compat") == "reference",
+        key="set_compat_reference",
+        help="Off (default): the project's corrected pipeline. On: the RESQUE reference code's, "
+        "to set results beside the paper's: Gaussian noise wraps around in 8 bits, "
+        "salt-and-pepper hits whole pixels, scipy's 4-sigma blur, 8-bit rounding after every "
+        "corruption, token layers averaged over features, every task image (the cap above is "
+        "not applied). Values differ between modes; see docs/METHOD.md.",
+    )
     if st.button("Save settings", key="set_save", type="primary", icon=":material/save:"):
+        run.pop("compat", None)  # the default mode is written as no field at all
+        if reference_mode:
+            run["compat"] = "reference"
         run.update(
             device=st.session_state["set_device"],
             samples_per_class=None if all_samples else int(samples),
