@@ -74,6 +74,7 @@ def candidate_data(
         shift,
         to_unit=lambda u: pre.to_unit(u, device=workspace.device),
         seed=seed,
+        compat=plan.run.compat,  # the pipeline the candidate was scored with
     )
     kept = [x[torch.from_numpy(np.isin(sel.numpy(), keep)).to(x.device)].cpu() for sel, x in chunks]
     unit = torch.cat(kept) if kept else torch.empty(0)
