@@ -1,4 +1,5 @@
-"""Settings: where RESQUE runs, the result cache, and sampling defaults of the comparison."""
+"""Settings: where RESQUE runs (device, executor), the result cache, and sampling defaults of
+the comparison."""
 
 from pathlib import Path
 
@@ -49,6 +50,38 @@ with st.container(border=True):
             st.caption("Live from NVML, refreshed every 2 s.")
 
         gpu_table()
+
+# ------------------------------------------------------------------ executor
+with st.container(border=True):
+    st.subheader("Where jobs run")
+    chosen, address = state.executor_choice()
+    names = ["local", "ray"]
+    st.radio(
+        "Executor",
+        names,
+        index=names.index(chosen),
+        key="set_executor",
+        horizontal=True,
+        help="local: this app's process, one candidate after another. ray: rankings and "
+        "validation retrains fan out over Ray workers, one whole GPU (or one CPU) each; the "
+        "cache is written here only. See docs/SCALING.md.",
+    )
+    st.text_input(
+        "Ray address",
+        value=address or "",
+        key="set_ray_address",
+        placeholder="empty: a local Ray on this machine; auto: the running cluster",
+        disabled=st.session_state["set_executor"] != "ray",
+        help="auto, or HOST:PORT of the cluster's head. Plan, checkpoint and data paths must "
+        "be readable on every node.",
+    )
+    if st.button("Use this executor", key="set_executor_save", icon=":material/hub:"):
+        with user_errors("Could not use this executor") as box, st.spinner("Connecting…"):
+            where = state.set_executor(
+                st.session_state["set_executor"], st.session_state["set_ray_address"]
+            )
+        if not box.failed:
+            st.success(f"This session's jobs run on {where}.", icon=":material/check:")
 
 # ------------------------------------------------------------------ sampling
 with st.container(border=True):

@@ -34,6 +34,7 @@ from typing import Any
 import streamlit as st
 
 from resque_core import DEMO_PLAN, PLAN_VERSION, Plan, ResqueError, load_plan, plan_from_dict
+from resque_core.executor import make_executor
 
 from . import cached
 
@@ -48,6 +49,8 @@ __all__ = [
     "uploads",
     "workspace_id",
     "current_plan",
+    "executor",
+    "executor_choice",
     "is_demo",
     "load_demo",
     "new_comparison",
@@ -55,6 +58,7 @@ __all__ = [
     "plan_key",
     "save_upload",
     "open_plan",
+    "set_executor",
     "set_plan",
     "set_trusted",
     "startup_error",
@@ -71,6 +75,7 @@ _WS = "workspace_id"
 _WS_PARAM = "ws"
 _TRUSTED = "plan_trusted"
 _NOTICES = "plan_notices"
+_EXECUTOR = "executor_choice"
 # The Checkpoint page's switch: cleared with the trust so that it shows "off" for a new plan.
 _TRUST_SWITCH = "ckpt_trusted"
 
@@ -128,6 +133,7 @@ def _restore(ws_id: str) -> None:
 
 def workspace_id() -> str | None:
     """This session's workspace id (None until its plan is first changed)."""
+    _ensure()
     return st.session_state.get(_WS)
 
 
@@ -190,6 +196,7 @@ def uploads() -> list[Any]:
 
 def display(text: Any) -> str:
     """``text`` with every upload path shown as the uploaded file's name."""
+    _ensure()
     return cached.workspaces().display(str(text), st.session_state.get(_WS))
 
 
@@ -352,3 +359,25 @@ def save_upload(name: str, content: bytes) -> Path:
     wherever the path would be. ConfigError if it is over the server's upload caps.
     """
     return cached.workspaces().add_upload(_workspace(), name, content)
+
+
+def executor_choice() -> tuple[str, str | None]:
+    """Where this session's jobs run: (``local`` or ``ray``, Ray address or None)."""
+    return st.session_state.get(_EXECUTOR, ("local", None))
+
+
+def set_executor(name: str, address: str | None = None) -> str:
+    """Make ``name`` (at ``address``) the executor of this session's jobs and return where it
+    runs, in words. Ray is started (or joined) here, so a wrong address is reported now
+    (ResqueError, the choice unchanged) and not at the next ranking."""
+    address = (address or "").strip() or None
+    chosen = make_executor(name, address=address if name == "ray" else None)
+    st.session_state[_EXECUTOR] = (name, address if name == "ray" else None)
+    return chosen.describe()
+
+
+def executor():
+    """The executor for this session's next job: None for ``local`` (the engine's default, so
+    the default path never imports ray), else the Ray executor of :func:`set_executor`."""
+    name, address = executor_choice()
+    return None if name == "local" else make_executor(name, address=address)
