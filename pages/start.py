@@ -3,7 +3,7 @@
 import streamlit as st
 
 from resque_core.report import charts
-from ui import jobs, state
+from ui import jobs, state, views
 
 st.title("Which reuse of your model is cheapest?")
 st.markdown(
@@ -40,7 +40,7 @@ if (error := state.startup_error()) is not None:
     st.error(error, icon="⚠️")
 
 plan = state.current_plan()
-st.subheader(plan.name)
+st.subheader(views.md_text(plan.name))
 if state.is_demo():
     st.caption(
         "Demo: a small CNN trained on scikit-learn's handwritten digits (8×8, grey), compared "

@@ -119,11 +119,14 @@ def plan_sidebar() -> None:
     model = doc.get("model", {})
     with st.sidebar:
         st.caption("Current comparison")
-        st.markdown(f"**{doc.get('name', 'untitled')}**" + (" · demo" if state.is_demo() else ""))
+        from .views import md_text  # views imports this module: imported late
+
+        name = md_text(doc.get("name") or "untitled")
+        st.markdown(f"**{name}**" + (" · demo" if state.is_demo() else ""))
         checkpoint = state.display(model.get("checkpoint") or "—")
         st.caption(
-            f"Checkpoint: `{checkpoint.rsplit('/', 1)[-1]}`  \n"
-            f"Source: `{state.display(doc.get('source') or '—')}`  \n"
+            f"Checkpoint: {md_text(checkpoint.rsplit('/', 1)[-1])}  \n"
+            f"Source: {md_text(state.display(doc.get('source') or '—'))}  \n"
             f"Candidates: {len(doc.get('candidates', []))}"
         )
 

@@ -7,13 +7,26 @@ RESQUE_CACHE_DIR), so nothing here touches ~/.cache.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from resque_core.data import load_data
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def data_roots(monkeypatch, tmp_path_factory):
+    """The server's data roots for these tests: pytest's temporary folders (where the tests'
+    checkpoints and data sets are written) and tests/fixtures. Outside them, paths are refused."""
+    roots = [str(tmp_path_factory.getbasetemp()), str(FIXTURES)]
+    monkeypatch.setenv("RESQUE_DATA_ROOTS", os.pathsep.join(roots))
+    return roots
 
 
 @pytest.fixture(scope="session")

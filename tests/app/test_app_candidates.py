@@ -4,6 +4,8 @@ import json
 
 from apptools import finish_jobs, no_problems, open_app, table, tiny_plan
 
+from ui.views import md_text
+
 
 def _candidates_page(plan):
     at = open_app(plan).run()
@@ -75,8 +77,8 @@ def test_an_invalid_edit_is_refused_with_the_reason(digits_checkpoint, digits_np
     at.text_input(key="cand_edit_target").set_value("gaussian_noise:9").run()
     at.button(key="cand_edit_save").click().run()
     assert not at.exception
-    assert at.error[0].value == (
-        "Could not save the changes: severity 9 is out of range for shift 'gaussian_noise': use 1-5"
+    assert at.error[0].value == "Could not save the changes: " + md_text(
+        "severity 9 is out of range for shift 'gaussian_noise': use 1-5"
     )
     assert at.session_state["plan"]["candidates"][1]["shift"] == "gaussian_noise:5"
 

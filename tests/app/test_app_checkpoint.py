@@ -7,6 +7,9 @@ import pytest
 from apptools import no_problems, open_app, table, tiny_plan
 from fixtures.hostile import aoti_archive, compiler, payload_library, tiny_export
 
+from resque_core.store import NOT_ALLOWED
+from ui.views import md_text
+
 
 def _checkpoint_page(plan):
     at = open_app(plan).run()
@@ -78,7 +81,8 @@ def test_missing_path_shows_an_error(digits_checkpoint, digits_npz, tmp_path):
     _fill(at).run()
     at.button(key="ckpt_apply").click().run()
     assert not at.exception
-    assert "nope.pt" in at.error[0].value
+    # A missing path gets the words of any path outside the data roots: nothing is revealed.
+    assert at.error[0].value == f"Could not use this checkpoint: {md_text(NOT_ALLOWED)}"
 
 
 def test_image_size_too_small_for_the_model_is_an_error(digits_checkpoint, digits_npz):
@@ -149,7 +153,7 @@ def test_aotinductor_archive_on_the_server_is_refused_and_runs_nothing_even_if_t
     at.button(key="ckpt_apply").click().run()
     assert not at.exception
     assert [e.value for e in at.error] == [
-        f"Could not use this checkpoint: checkpoint {evil} {NATIVE}"
+        f"Could not use this checkpoint: {md_text(f'checkpoint {evil} {NATIVE}')}"
     ]
     assert at.session_state["plan"]["model"]["checkpoint"] == digits_checkpoint
     assert not marker.exists()
@@ -166,5 +170,5 @@ def test_uploaded_aotinductor_archive_is_refused_and_runs_nothing(aoti, digits_c
     assert not at.exception
     (error,) = at.error
     assert error.value.startswith("Could not use this checkpoint: checkpoint ")
-    assert error.value.endswith(f"weights.pt {NATIVE}")
+    assert error.value.endswith(md_text(f"weights.pt {NATIVE}"))
     assert not marker.exists()
