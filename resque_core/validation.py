@@ -348,7 +348,9 @@ def validate_plan(
         scored_plan = replace(plan, candidates=tuple(chosen))
     else:
         scored_plan = plan
-    ranking = rank_plan(scored_plan, store=store, progress=progress, cancel=cancel)
+    ranking = rank_plan(
+        scored_plan, store=store, progress=progress, cancel=cancel, executor=executor
+    )
     by_id = {r.candidate.id: r for r in ranking.results}
     if candidates is not None:
         ids = list(candidates)
@@ -572,9 +574,14 @@ def _retrain_remote(
     ``pending``'s order); True if cancelled. A worker that died twice is its run's error."""
     n = len(pending)
     todo = [i for i, run in enumerate(pending) if run.error is None]
-    finished: dict[int, ValidationRun] = {
-        i: run for i, run in enumerate(pending) if run.error is not None
-    }
+    finished: dict[int, ValidationRun] = {}
+    for i, run in enumerate(pending):
+        if run.error is not None:  # not scored: reported at once, as locally
+            if on_start is not None:
+                on_start(i, n, run.candidate.id)
+            finished[i] = run
+            if on_run is not None:
+                on_run(i, n, run)
 
     def done(o: Outcome) -> None:
         i = todo[o.index]
