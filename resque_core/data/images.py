@@ -139,15 +139,23 @@ class LazyImageSet:
     def full(self) -> ImageSet:
         """Every image (decoding those not decoded yet); the same object on every call."""
         if self._full is None:
-            everything = np.arange(len(self), dtype=np.int64)
-            if len(self._have) < len(self):
-                self.rows(everything)  # decodes the rest; the kept rows are then all, in order
-            pixels = self._pixels
+            self._decode_missing(np.arange(len(self), dtype=np.int64))
+            pixels = self._pixels  # now every row, in order
             if pixels is None:
                 pixels = torch.empty(0, *self.image_shape, dtype=torch.uint8)
             self._full = ImageSet(pixels, self.labels, self.classes, self.source)
             self._have, self._pixels = np.empty(0, np.int64), None  # the full set holds them
         return self._full
+
+    def _decode_missing(self, pos: np.ndarray) -> None:
+        """Decode the rows of ``pos`` not decoded yet, keeping all rows sorted by position."""
+        missing = np.setdiff1d(pos, self._have)
+        if len(missing):
+            new = self._decode(missing)  # type: ignore[misc]
+            have = np.concatenate([self._have, missing])
+            pixels = new if self._pixels is None else torch.cat([self._pixels, new])
+            order = np.argsort(have, kind="stable")
+            self._have, self._pixels = have[order], pixels[torch.from_numpy(order)]
 
     def rows(self, positions: np.ndarray | Sequence[int]) -> ImageSet:
         """The images at ``positions`` (in that order), decoding only those not decoded yet."""
@@ -158,13 +166,9 @@ class LazyImageSet:
             return self._full.subset(pos)
         if len(pos) and (pos.min() < 0 or pos.max() >= len(self)):
             raise IndexError(f"positions outside 0..{len(self) - 1}")
-        missing = np.setdiff1d(pos, self._have)
-        if len(missing):
-            new = self._decode(missing)  # type: ignore[misc]
-            have = np.concatenate([self._have, missing])
-            pixels = new if self._pixels is None else torch.cat([self._pixels, new])
-            order = np.argsort(have, kind="stable")
-            self._have, self._pixels = have[order], pixels[torch.from_numpy(order)]
+        if len(pos) == len(self) and np.array_equal(pos, np.arange(len(self))):
+            return self.full()  # every row, in order: no second copy of the set
+        self._decode_missing(pos)
         at = torch.from_numpy(np.searchsorted(self._have, pos))
         assert self._pixels is not None or not len(pos)
         images = (
