@@ -56,6 +56,7 @@ class Workspace:
         self._owned = checkpoint is None
         self._sha256: str | None = checkpoint.sha256 if checkpoint else None
         self._data: dict[str, data_mod.ImageSet] = {}
+        self._lazy: dict[str, data_mod.LazyImageSet] = {}
         self._fingerprints: dict[str, str] = {}
         self._layers: dict[tuple[int, ...], list[LayerInfo]] = {}
 
@@ -103,8 +104,15 @@ class Workspace:
 
     def dataset(self, spec: str) -> data_mod.ImageSet:
         if spec not in self._data:
-            self._data[spec] = data_mod.load_data(spec, image_size=self.model_config.image_size)
+            self._data[spec] = self.lazy(spec).full()
         return self._data[spec]
+
+    def lazy(self, spec: str) -> data_mod.LazyImageSet:
+        """``spec``'s labels and class names, its images decoded only as rows are asked for
+        (each at most once; :meth:`dataset` is the same images, all of them)."""
+        if spec not in self._lazy:
+            self._lazy[spec] = data_mod.open_data(spec, image_size=self.model_config.image_size)
+        return self._lazy[spec]
 
     def aligned(self, source_spec: str, shifted_spec: str) -> data_mod.ImageSet:
         """The real shifted data ``shifted_spec`` relabelled to the source's class indices,
@@ -126,8 +134,10 @@ class Workspace:
         """Inputs are resized to ``image_size``, else to the source data's native size (the size
         the model was trained on), else to ``images``' own size."""
         m = self.model_config
-        native = self.dataset(self.source_data) if self.source_data else images
-        size = m.image_size or tuple(native.images.shape[-2:])
+        native = (
+            self.lazy(self.source_data).image_shape if self.source_data else images.images.shape
+        )
+        size = m.image_size or tuple(native[-2:])
         channels = self.checkpoint().in_channels
         return data_mod.Preprocess(image_size=size, channels=channels, mean=m.mean, std=m.std)
 
