@@ -26,6 +26,7 @@ ratios; ``cache`` reports the wall time of the second, cached `score` process (t
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -234,6 +235,10 @@ MODEL_CASES: dict[str, tuple[str, int, int, int]] = {
     "mobilenet_v3_small@224": ("mobilenet_v3_small", 224, 256, 3),
 }
 TARGETS = {"resnet50@224": 1.10, "vit_b_16@224": 1.10}
+# RESQUE alone: the transferability scores a scorer can add from the same passes are left out.
+_RESQUE_ONLY = (
+    {"transfer": False} if "transfer" in inspect.signature(Scorer.__init__).parameters else {}
+)
 
 
 def _jpeg_folder(root: Path, n: int, side: int, seed: int) -> str:
@@ -292,7 +297,7 @@ def _bench_model(tmp: Path, name: str, batch_size: int, device: str) -> dict:
     from resque_core.data import synthetic_shift_roles
 
     cfg, run, ckpt, folder = _case(tmp, name, device, batch_size)
-    warm = Scorer(cfg, run, store=None, source_data=folder, checkpoint=ckpt, transfer=False)
+    warm = Scorer(cfg, run, store=None, source_data=folder, checkpoint=ckpt, **_RESQUE_ONLY)
     dist_score = warm.score_shift(folder, "gaussian_noise:3")  # warm-up, and the value
     task_score = warm.score_task(folder)
     model = warm.checkpoint().model
@@ -315,7 +320,7 @@ def _bench_model(tmp: Path, name: str, batch_size: int, device: str) -> dict:
 
     def resque(kind: str) -> tuple[float, float]:
         # A new scorer: the folder is listed, decoded and preprocessed again, every round.
-        s = Scorer(cfg, run, store=None, source_data=folder, checkpoint=ckpt, transfer=False)
+        s = Scorer(cfg, run, store=None, source_data=folder, checkpoint=ckpt, **_RESQUE_ONLY)
         t0 = time.perf_counter()
         if kind == "dist":
             score = s.score_shift(folder, "gaussian_noise:3")
