@@ -53,6 +53,7 @@ __all__ = [
     "checkpoint",
     "data_summary",
     "dataset",
+    "expire_workspaces",
     "forget_uploads",
     "device_name",
     "input_size",
@@ -121,6 +122,26 @@ def workspaces() -> WorkspaceStore:
         max_upload_bytes=found.max_upload_bytes,
         max_total_bytes=found.max_uploads_bytes,
     )
+
+
+_EXPIRED_AT: list[float] = [0.0]
+
+
+def expire_workspaces() -> None:
+    """Delete workspaces untouched for ``$RESQUE_WORKSPACE_DAYS`` days (default 30), at most
+    once an hour per server process."""
+    import os
+    import time
+
+    if time.monotonic() - _EXPIRED_AT[0] < 3600 and _EXPIRED_AT[0]:
+        return
+    _EXPIRED_AT[0] = time.monotonic()
+    try:
+        days = float(os.environ.get("RESQUE_WORKSPACE_DAYS", "30"))
+        for ws_id in workspaces().expire(days):
+            forget_uploads(str(workspaces().directory / ws_id))
+    except (OSError, ValueError):
+        pass  # a cache folder that cannot be read is reported where it is used
 
 
 def _roots(extra: tuple[str, ...]) -> list[Path]:

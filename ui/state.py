@@ -98,6 +98,7 @@ def _blank(run: dict[str, Any] | None = None) -> dict[str, Any]:
 def _ensure() -> None:
     if _PLAN in st.session_state:
         return
+    cached.expire_workspaces()  # a new session: old workspaces and their uploads go
     wanted = st.query_params.get(_WS_PARAM)
     if wanted:
         try:

@@ -146,6 +146,19 @@ class WorkspaceStore:
         shutil.rmtree(doomed, ignore_errors=True)
         return True
 
+    def expire(self, max_age_days: float) -> list[str]:
+        """Delete the workspaces (and uploads) not updated for ``max_age_days``; their ids."""
+        cutoff = datetime.now(UTC).timestamp() - max_age_days * 86400
+        gone = []
+        for ws in self.list():
+            try:
+                updated = datetime.fromisoformat(str(ws["updated"])).replace(tzinfo=UTC)
+            except ValueError:
+                continue
+            if updated.timestamp() < cutoff and self.delete(ws["id"]):
+                gone.append(ws["id"])
+        return gone
+
     def list(self) -> list[dict[str, Any]]:
         """Every workspace's document without its plan body: id, name, created, updated,
         candidates, uploads (count and bytes); most recently updated first."""

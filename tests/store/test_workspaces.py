@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -108,3 +109,14 @@ def test_a_run_of_the_same_content_is_updated_in_place_and_deleted(tmp_path):
     assert runs.delete(first) and runs.list() == [] and not runs.delete(first)
     fresh = runs.save({"type": "ranking"}, content_key="k", version_key="v2")
     assert fresh != first
+
+
+def test_workspaces_not_updated_for_long_are_expired(tmp_path):
+    store = WorkspaceStore(tmp_path)
+    old, recent = store.create(), store.create()
+    store.save(old, plan=None)
+    doc = store.load(old)
+    doc["updated"] = "2020-01-01T00:00:00"
+    (store.directory / old / "workspace.json").write_text(json.dumps(doc), encoding="utf-8")
+    assert store.expire(30) == [old]
+    assert [w["id"] for w in store.list()] == [recent]
