@@ -62,8 +62,10 @@ with st.expander("Retraining and cost settings", icon=":material/tune:"):
         "Augmentation",
         AUGMENTATIONS,
         key="val_augment",
-        help="reference: flip, rotation, affine, colour jitter. no_flip: the same without the "
-        "flip (mirrored digits or letters are other symbols). none: no augmentation.",
+        help="project: flip, rotation, scale and shift, brightness and contrast. no_flip: the "
+        "same without the flip (mirrored digits or letters are other symbols). reference / "
+        "reference_task: the reference code's noise / task transforms (rotation, affine with "
+        "shear, colour jitter). none: no augmentation.",
     )
     max_epochs = left.number_input("Max epochs", 1, 250, 30, key="val_max_epochs")
     budget = left.number_input(

@@ -190,7 +190,11 @@ def add_cost_options(p: argparse.ArgumentParser) -> None:
         "--meter", default="auto", help="energy meter: auto (codecarbon), codecarbon, nvml, replay"
     )
     g.add_argument("--target-accuracy", type=float, help="held-out accuracy ending retraining")
-    g.add_argument("--augment", help="retraining augmentation: reference, no_flip, none")
+    g.add_argument(
+        "--augment",
+        help="retraining augmentation: project (default), no_flip, reference, reference_task "
+        "(the reference code's noise / task transforms), none",
+    )
     g.add_argument("--optimizer", help="retraining optimizer: adam, adamw, sgd")
     g.add_argument("--lr", type=float, help="retraining learning rate")
     g.add_argument("--train-batch-size", type=int, help="retraining batch size")
