@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from resque_core import ModelConfig
+from resque_core import ModelConfig, check_model_inputs
 from resque_core.data import parse_floats, parse_image_size
 from resque_core.model import available_archs, default_layer
 from resque_core.scoring import HELD_OUT_FRACTION
@@ -17,6 +17,14 @@ st.caption(
 
 plan = state.current_plan()
 model = plan.resolved_model()
+
+
+# How messages name the settings: by their labels on this page.
+_FIELD_WORDS = {
+    "image_size": "Image size",
+    "mean": "Normalisation mean",
+    "std": "Normalisation std",
+}
 
 
 def _init(key: str, value: object) -> None:
@@ -160,10 +168,12 @@ with st.container(border=True):
                 num_classes=int(num_classes) if num_classes else None,
                 in_channels=int(in_channels),
                 trusted=trusted,
-                image_size=parse_image_size(image_size) if image_size else None,
-                mean=parse_floats(mean, name="mean"),
-                std=parse_floats(std, name="std", positive=True),
+                image_size=parse_image_size(image_size, name="Image size") if image_size else None,
+                mean=parse_floats(mean, name="Normalisation mean"),
+                std=parse_floats(std, name="Normalisation std", positive=True),
             )
+            # Before the file is read: the settings alone must make sense for a model input.
+            check_model_inputs(new_model, plan.run.batch_size, names=_FIELD_WORDS)
             device = cached.device_name(plan.run)
             ckpt = cached.checkpoint(new_model, device)
             # Listing the layers runs the model once on inputs of the chosen size: a size the

@@ -38,12 +38,26 @@ with st.expander(
         "from a short measured training probe on each candidate, and CO2e = kWh × carbon "
         "intensity × PUE, each with an interval that carries all three uncertainties."
     )
+    estimate, n_probes = jobs.probe_estimate(
+        plan, st.session_state.get("rank_meter", "auto"), cached.device_name(plan.run)
+    )
+    _probe_words = (
+        f"Predicting costs first measures up to {n_probes} short energy probe"
+        f"{'s' if n_probes != 1 else ''} (one per workload: all shifts share one, tasks "
+        f"share one per head size), about {estimate:.0f} s on this machine; later rankings "
+        "reuse them from the cache. A probe never trains longer than the cheapest retraining "
+        "it predicts."
+    )
+    if estimate > 60 and not st.session_state.get("rank_cost_on"):
+        st.warning(_probe_words, icon=":material/timer:")
+    else:
+        st.caption(_probe_words)
     cost_on = st.toggle("Predict retraining cost", key="rank_cost_on")
     c_order, c_meter, c_country, c_pue, c_kwh, c_co2 = st.columns([2, 1.5, 3, 1, 1.5, 1.5])
     ordered_by = c_order.selectbox(
         "Order by",
         list(ORDERINGS) if cost_on else ["resque"],
-        format_func=_ORDER_LABELS.get,
+        format_func=lambda k: _ORDER_LABELS.get(k, k),
         key="rank_order_by",
         disabled=not cost_on,
     )

@@ -124,15 +124,20 @@ def _progress(job: ValidationJob) -> None:
             st.rerun()
         n = max(job.total, 1)
         part = job.stage_done / job.stage_total if job.stage_total else 0.0
+        fraction = min(1.0, (len(job.runs) + part) / n)
         current = labels.get(job.current, job.current or "scoring")
-        text = f"Candidate {job.index + 1} of {n}: {current}"
+        head = f"Validation · candidate {min(job.index + 1, n)} of {n}: {current}"
         if job.cancelling:
-            text = "Cancelling… (stops after the current batch; measurements are kept)"
+            head = "Cancelling… (stops within one batch; measurements are kept)"
         elif job.stage:
-            text += f" — {job.stage} {job.stage_done}/{job.stage_total} batches"
-        st.progress(min(1.0, (len(job.runs) + part) / n), text=text)
+            head += f" · {job.stage} {job.stage_done}/{job.stage_total} batches"
+        left = jobs.remaining_seconds(job.elapsed, fraction) if job.runs or part else None
+        st.progress(fraction, text=jobs.progress_line(head, job.elapsed, left))
         info, stop = st.columns([5, 1])
-        info.caption(f"{len(job.runs)} of {n} done · {job.elapsed:.0f} s")
+        info.caption(
+            f"{len(job.runs)} of {n} retrained · the remaining time is extrapolated from the "
+            "candidates done so far, and retraining stops when a candidate reaches its target"
+        )
         stop.button(
             "Cancel",
             key="val_job_cancel",

@@ -41,6 +41,7 @@ __all__ = [
     "check_class_count",
     "check_decoded_bytes",
     "check_image_dimensions",
+    "check_input_batch",
     "check_kmeans_work",
     "check_task_classes",
     "check_zip_members",
@@ -167,6 +168,22 @@ def check_decoded_bytes(nbytes: int, where: str) -> None:
         raise DataError(
             f"{where} would take {_size(nbytes)} of memory to decode, over the limit of "
             f"{_size(budget)} ({basis}); use fewer or smaller images"
+        )
+
+
+def check_input_batch(
+    image_size: tuple[int, int], channels: int, batch_size: int, *, name: str = "image_size"
+) -> None:
+    """Refuse a model input so large that one batch of it, as float32, would not fit in the
+    memory budget (before the layer outputs, which take more)."""
+    height, width = image_size
+    nbytes = int(batch_size) * int(channels) * int(height) * int(width) * 4
+    budget, basis = memory_budget()
+    if nbytes > budget:
+        raise ConfigError(
+            f"{name} {height} x {width}: one batch of {batch_size:,} such images with "
+            f"{channels} channel(s) takes {_size(nbytes)} as model input alone, over the limit "
+            f"of {_size(budget)} ({basis}); give a smaller image size or batch size"
         )
 
 

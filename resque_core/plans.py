@@ -44,10 +44,12 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from . import limits
 from ._util import regular_file
 from .data.shifts import COMPAT_MODES, parse_shift
 from .errors import ConfigError
@@ -64,6 +66,7 @@ __all__ = [
     "TRUST_IGNORED",
     "Candidate",
     "Plan",
+    "check_model_inputs",
     "load_plan",
     "plan_from_dict",
     "save_plan",
@@ -292,6 +295,34 @@ def _model(d: Any) -> tuple[ModelConfig, tuple[str, ...]]:
     return ModelConfig(**kw), warnings
 
 
+_PLAN_WORDS = {k: f"plan field 'model.{k}'" for k in ("image_size", "mean", "std")}
+
+
+def check_model_inputs(
+    model: ModelConfig, batch_size: int, *, names: Mapping[str, str] | None = None
+) -> None:
+    """Checks of the model's input settings that need no file: a normalisation ``mean`` and
+    ``std`` of one value or one per input channel (when ``in_channels`` is known), and an image
+    size whose batch of inputs fits in memory (:func:`~resque_core.limits.check_input_batch`).
+    ``names``: how messages name each field (default: the plan's field names; the app passes
+    its labels). Shared by plan files, the command line's plans and the app's Checkpoint page."""
+    words = {**_PLAN_WORDS, **(names or {})}
+    channels = model.in_channels
+    if channels:
+        for key in ("mean", "std"):
+            values = getattr(model, key)
+            if len(values) not in (1, channels):
+                raise ConfigError(
+                    f"{words[key]} has {len(values)} values for a model with {channels} input "
+                    f"channel{'s' if channels != 1 else ''}: give one value, or {channels} "
+                    "(one per channel)"
+                )
+    if model.image_size:
+        limits.check_input_batch(
+            model.image_size, channels or 1, batch_size, name=words["image_size"]
+        )
+
+
 def _run(d: Any) -> RunConfig:
     _expect(d, dict, "run", "an object")
     types = {
@@ -381,12 +412,14 @@ def plan_from_dict(d: Any, *, base_dir: str | os.PathLike = ".") -> Plan:
     if layer is not None:
         _text(layer, "layer", "a layer name or null", MAX_LABEL_CHARS)
     model, warnings = _model(d.get("model"))
+    run = _run(d.get("run", {}))
+    check_model_inputs(model, run.batch_size)
     return Plan(
         name=_text(d.get("name", "untitled"), "name", "a string", MAX_LABEL_CHARS),
         model=model,
         source=_text(d["source"], "source", "a data spec", MAX_PATH_CHARS),
         candidates=tuple(_candidate(c, i, seen) for i, c in enumerate(cands)),
-        run=_run(d.get("run", {})),
+        run=run,
         layer=layer,
         base_dir=str(base_dir),
         warnings=warnings,

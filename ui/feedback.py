@@ -47,9 +47,9 @@ def user_errors(what: str = "") -> Iterator[ErrorBox]:
         yield box
     except ResqueError as e:
         from . import state
-        from .views import md_text  # views shows errors through this module: imported late
+        from .views import md_text, ui_words  # views shows errors through this module
 
-        text = state.display(str(e))
+        text = ui_words(state.display(str(e)))
         box.failed, box.message = True, text
         shown = md_text(text)
         st.error(f"{what}: {shown}" if what else shown[:1].upper() + shown[1:], icon="⚠️")

@@ -26,6 +26,8 @@ import streamlit as st
 
 from resque_core import CandidateResult, Plan, ResqueError, rank_plan
 from resque_core.cost import CostOptions
+from resque_core.measure import make_meter
+from resque_core.retrain import meter_period
 
 from . import cached, state
 from .feedback import user_errors
@@ -38,7 +40,10 @@ __all__ = [
     "job_for",
     "job_key",
     "layer_sweep",
+    "probe_estimate",
+    "progress_line",
     "progress_panel",
+    "remaining_seconds",
     "ranking_view",
     "start",
 ]
@@ -51,7 +56,10 @@ _KEEP = 6  # jobs (plans) remembered per session; older ones are dropped
 
 @dataclass
 class RankJob:
-    """One ranking being computed (or computed) for one plan; written by the worker only."""
+    """One ranking being computed (or computed) for one plan; written by the worker only.
+
+    Two phases: ``scoring`` (candidate i of n, with the current stage's batches) and
+    ``probing`` (energy probe i of n, one per workload, when costs are predicted)."""
 
     plan_key: str
     titles: list[str]
@@ -61,27 +69,115 @@ class RankJob:
     stage: str = ""
     stage_done: int = 0
     stage_total: int = 0
+    phase: str = "scoring"
+    probes_done: int = 0
+    probes_total: int = 0
+    probing_started: float | None = None
     ranking: dict[str, Any] | None = None
     error: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None
 
     @property
     def running(self) -> bool:
         return not self.finished.is_set()
 
     @property
+    def elapsed(self) -> float:
+        return (self.ended or time.perf_counter()) - self.started
+
+    @property
     def fraction(self) -> float:
-        """Share of the plan done, in [0, 1] (finished candidates plus the current one's part)."""
+        """Share of the current phase done, in [0, 1] (finished items plus the current one's
+        part)."""
+        if self.phase == "probing":
+            return min(1.0, self.probes_done / max(self.probes_total, 1))
         n = max(len(self.titles), 1)
         part = self.stage_done / self.stage_total if self.stage_total else 0.0
         return min(1.0, (len(self.results) + part) / n)
 
+    def remaining(self) -> float | None:
+        """Estimated seconds left in the current phase (None until one item has finished)."""
+        if self.phase == "probing":
+            if not self.probes_done or self.probing_started is None:
+                return None
+            spent = time.perf_counter() - self.probing_started
+            return spent / self.probes_done * (self.probes_total - self.probes_done)
+        return remaining_seconds(self.elapsed, self.fraction) if self.results else None
+
     def _progress(self, stage: str, done: int, total: int) -> None:
+        if stage == "energy probe":
+            if self.probing_started is None:
+                self.probing_started = time.perf_counter()
+            self.phase, self.probes_done, self.probes_total = "probing", done, total
+            return
         self.stage, self.stage_done, self.stage_total = stage, done, total
 
     def _candidate(self, _i: int, _n: int, result: CandidateResult) -> None:
         self.results = [*self.results, result.to_dict()]
         self.stage, self.stage_done, self.stage_total = "", 0, 0
+
+    def status(self) -> str:
+        """The progress line: stage, item i of n, elapsed and estimated remaining time."""
+        n = len(self.titles)
+        done = len(self.results)
+        if self.cancel.is_set():
+            head = "Cancelling… (stops within one batch)"
+        elif self.phase == "probing":
+            i = min(self.probes_done + 1, max(self.probes_total, 1))
+            head = (
+                f"Predicting costs · energy probe {i} of {self.probes_total or '?'} "
+                "(one per workload; a short measured training run)"
+            )
+        else:
+            current = self.titles[done] if done < n else ""
+            head = f"Scoring · candidate {min(done + 1, n)} of {n}: {current}"
+            if self.stage:
+                head += f" · {self.stage} {self.stage_done}/{self.stage_total} images"
+        return progress_line(head, self.elapsed, self.remaining())
+
+    def outcome(self, n_planned: int) -> str | None:
+        """What a cancelled ranking finished, in the page's words (None if not cancelled)."""
+        ranking = self.ranking
+        if ranking is None or not ranking.get("cancelled"):
+            return None
+        scored = len(ranking["candidates"])
+        if self.phase == "probing" or "probing energy" in (ranking.get("stopped") or ""):
+            return (
+                f"Cancelled while predicting costs: all {scored} of {n_planned} candidates are "
+                f"scored; {self.probes_done} of {self.probes_total or '?'} energy probes "
+                "finished, so no candidate has a predicted cost and the ranking below is by "
+                "RESQUE within each kind. Probes that finished are cached."
+            )
+        return (
+            f"Cancelled after {scored} of {n_planned} candidates, while scoring: the ranking "
+            "below covers only those. Finished candidates are cached, so computing again "
+            "resumes."
+        )
+
+
+def progress_line(head: str, elapsed: float, remaining: float | None) -> str:
+    """``head`` with the elapsed and (when known) the estimated remaining time: the one form
+    of every long job's progress line (ranking, probing, validation, calibration)."""
+    clock = f"{elapsed:.0f} s elapsed"
+    if remaining is not None:
+        clock += f" · about {_duration(remaining)} left"
+    return f"{head} · {clock}"
+
+
+def remaining_seconds(elapsed: float, fraction: float) -> float | None:
+    """Seconds left at this pace when ``fraction`` of a job took ``elapsed`` seconds."""
+    if fraction <= 0 or elapsed <= 0:
+        return None
+    return elapsed / fraction * (1 - min(fraction, 1.0))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _work(
@@ -106,6 +202,7 @@ def _work(
     except Exception as e:  # noqa: BLE001 - a worker must always report and finish
         job.error = f"unexpected error ({type(e).__name__}): {e}"
     finally:
+        job.ended = time.perf_counter()
         job.finished.set()
 
 
@@ -169,23 +266,16 @@ def progress_panel(job: RankJob, *, key_prefix: str) -> None:
             st.rerun()
         n = len(job.titles)
         done = len(job.results)
-        current = job.titles[done] if done < n else ""
-        if job.cancel.is_set():
-            text = "Cancelling… (stops after the current batch)"
-        elif done == n:
-            text = "Predicting costs: a short measured training probe per candidate…"
-        elif job.stage:
-            text = (
-                f"Candidate {done + 1} of {n}: {current} — {job.stage} "
-                f"{job.stage_done}/{job.stage_total} images"
-            )
-        else:
-            text = f"Candidate {min(done + 1, n)} of {n}: {current}"
-        st.progress(job.fraction, text=text)
+        st.progress(job.fraction, text=job.status())
         col_info, col_cancel = st.columns([5, 1])
         col_info.caption(
-            f"{done} of {n} candidates done · {time.perf_counter() - job.started:.0f} s · "
-            "finished candidates are cached, so a cancelled ranking resumes where it stopped"
+            f"{done} of {n} candidates scored"
+            + (
+                f" · {job.probes_done} of {job.probes_total} energy probes done"
+                if job.phase == "probing"
+                else ""
+            )
+            + " · finished work is cached, so a cancelled ranking resumes where it stopped"
         )
         col_cancel.button(
             "Cancel",
@@ -201,8 +291,8 @@ def progress_panel(job: RankJob, *, key_prefix: str) -> None:
                     {
                         "candidate": r["label"],
                         "kind": r["kind"],
-                        "RESQUE": r["resque"],
-                        "status": r["status"],
+                        "RESQUE": r["resque"] if r["resque"] is not None else float("nan"),
+                        "status": r["status"] if r["status"] == "ok" else r.get("error", "failed"),
                     }
                     for r in job.results
                 ],
@@ -246,13 +336,9 @@ def ranking_view(
         st.button("Try again", key=f"{key_prefix}_retry", on_click=forget, args=(key,))
         return None
     ranking = job.ranking
-    if ranking["cancelled"]:
-        done = len(ranking["candidates"])
-        st.warning(
-            f"Cancelled after {done} of {len(plan.candidates)} candidates: the ranking below "
-            "covers only those. Finished candidates are cached, so computing again resumes.",
-            icon=":material/pause_circle:",
-        )
+    outcome = job.outcome(len(plan.candidates))
+    if outcome is not None:
+        st.warning(outcome, icon=":material/pause_circle:")
         st.button(
             "Compute the rest",
             key=f"{key_prefix}_resume",
@@ -261,6 +347,26 @@ def ranking_view(
             icon=":material/play_arrow:",
         )
     return ranking
+
+
+_PROBE_OVERHEAD_S = 3.0  # warm-up steps, one evaluation, the retraining data of one candidate
+
+
+def probe_estimate(
+    plan: Plan, meter: str, device: str, probe_seconds: float = 0.5
+) -> tuple[float, int]:
+    """(seconds, probes): how long the energy probes of ``plan`` take at most the first time
+    (later rankings read them from the cache): one probe per workload, at most one for all
+    shifts and real shifted sets plus one per task, each three windows at least the meter's
+    sampling period long."""
+    with_source_head = any(c.kind != "task" for c in plan.candidates)
+    probes = int(with_source_head) + sum(c.kind == "task" for c in plan.candidates)
+    try:
+        period = meter_period(make_meter(meter, device=device))
+    except ResqueError:
+        period = 1.0
+    window = max(probe_seconds, 1.25 * period)
+    return probes * (3 * window + _PROBE_OVERHEAD_S), probes
 
 
 def layer_sweep(

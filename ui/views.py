@@ -15,6 +15,7 @@ import streamlit as st
 
 from resque_core import MEASURES, recalibrate
 from resque_core.report import FORMATS, charts, render
+from resque_core.scoring import TRANSFER_SCORES
 from resque_core.store import documents as docs
 
 from . import cached, widgets
@@ -22,6 +23,7 @@ from .feedback import user_errors
 
 __all__ = [
     "MEASURE_TITLES",
+    "ui_words",
     "calibration_rows",
     "correlation_rows",
     "md_text",
@@ -48,6 +50,27 @@ _FORMAT_LABELS = {
 _MD_INLINE = re.compile(r"([\\`*_\[\]<>#|~$:{}!])")
 # ... and what starts a block at the beginning of the text: a list item or a numbered one.
 _MD_LINE_START = re.compile(r"^(\s*)([-+]|\d+(?=[.)]))")
+
+
+# Command-line flags an engine message may name, as the app's settings (Checkpoint page).
+_FLAG_WORDS = {
+    "--arch": "the Architecture setting",
+    "--num-classes": "the Classes setting",
+    "--in-channels": "the Input channels setting",
+    "--image-size": "the Image size setting",
+    "--mean": "the Normalisation mean",
+    "--std": "the Normalisation std",
+    "--trusted": "the Trust this file switch",
+}
+_BOTH_WORDS = re.compile(r"\(--[a-z-]+(?: [^;()]+)?; ('[^']+') in the app\)")
+_FLAG = re.compile(r"--[a-z][a-z-]+")
+
+
+def ui_words(text: str) -> str:
+    """An engine message in the app's words: "(--image-size; 'Image size' in the app)" becomes
+    "('Image size')", and a bare flag such as ``--arch`` the setting it stands for."""
+    text = _BOTH_WORDS.sub(lambda m: f"({m[1]})", str(text))
+    return _FLAG.sub(lambda m: _FLAG_WORDS.get(m[0], m[0]), text)
 
 
 def md_text(value: Any) -> str:
@@ -94,23 +117,27 @@ def _reason(c: dict[str, Any]) -> str:
 def ranking_table(ranking: dict[str, Any], *, key: str) -> None:
     """The ranking as a sortable table (with predicted costs when the run has them)."""
     rows = widgets.ranking_rows(ranking["candidates"])
+    extra = transfer_columns(rows, ranking["candidates"])
     st.dataframe(
         rows,
         hide_index=True,
         key=key,
         column_config={
+            **extra,
             "rank": st.column_config.NumberColumn(
                 "rank",
                 help="Rank within its kind (1 = cheapest)"
                 if ranking.get("ordered_by", "resque") == "resque"
                 else "Rank by predicted cost, all kinds together (1 = cheapest)",
             ),
-            "RESQUE": st.column_config.NumberColumn("RESQUE", format="%.4f"),
+            "RESQUE": st.column_config.NumberColumn(
+                "RESQUE ↓", format="%.4f", help="RESQUE: lower is better (cheaper to reuse)"
+            ),
             "epochs": st.column_config.NumberColumn(
                 "epochs", format="%.1f", help="Predicted retraining epochs (cost model)"
             ),
-            "kWh": st.column_config.NumberColumn(
-                "kWh", format="%.3g", help="Predicted retraining energy"
+            "Wh": st.column_config.NumberColumn(
+                "Wh", format="%.3g", help="Predicted retraining energy, watt-hours"
             ),
             "g CO2e": st.column_config.NumberColumn(
                 "g CO2e", format="%.3g", help="Predicted retraining emissions"
@@ -122,6 +149,11 @@ def ranking_table(ranking: dict[str, Any], *, key: str) -> None:
     basis = ranking.get("rank_basis")
     if basis:
         st.caption(f"Ordered by {md_text(basis)}.")
+    if extra:
+        st.caption(
+            "RESQUE: lower is better. The transferability scores (LogME, LEEP, ...; hidden "
+            "columns, shown from the table's column menu) are higher-is-better."
+        )
     cost = ranking.get("cost")
     if cost:
         intensity = cost["intensity"]
@@ -137,14 +169,140 @@ def ranking_table(ranking: dict[str, Any], *, key: str) -> None:
                 else "Epochs come from a calibration on measured retrainings."
             )
         )
+        probes = probe_costs(ranking["candidates"])
+        if probes:
+            st.caption(probe_sentence(probes))
+        cheapest = _cheapest(ranking["candidates"])
+        if cheapest is not None:
+            p = cheapest["predicted"]
+            st.caption(
+                f"Cheapest predicted retraining: **{md_text(cheapest['label'])}**, "
+                f"{charts.energy_text(p['energy_kwh'])} and {charts.co2_text(p['co2_kg'])}: "
+                f"{md_text(charts.everyday(p['energy_kwh'], p['co2_kg']))}."
+            )
+    stopped = ranking.get("stopped")
+    if stopped:
+        st.caption(f"This run stopped early: {md_text(stopped)}.")
+
+
+def transfer_columns(rows: list[dict[str, Any]], candidates: list[dict[str, Any]]) -> dict:
+    """Add each transferability score the candidates carry to their table ``rows`` (one row per
+    candidate, same order) and return the columns' configs: hidden at first (the table's column
+    menu shows them), each header saying which direction is better."""
+    names = [n for n in TRANSFER_SCORES if any(n in (c.get("transfer") or {}) for c in candidates)]
+    config: dict[str, Any] = {}
+    for n in names:
+        info = TRANSFER_SCORES[n]
+        arrow = "↑" if info.higher_is_better else "↓"
+        for row, c in zip(rows, candidates, strict=True):
+            row[n] = (c.get("transfer") or {}).get(n)
+        config[n] = {
+            **st.column_config.NumberColumn(
+                f"{info.title} {arrow}",
+                format="%.4g",
+                help=f"{info.title} ({info.reference}): {info.direction}. "
+                "Shown from the table's column menu.",
+            ),
+            "hidden": True,
+        }
+    return config
+
+
+def _cheapest(candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
+    costed = [c for c in candidates if c.get("predicted")]
+    return min(costed, key=lambda c: c["predicted"]["energy_kwh"]) if costed else None
+
+
+def probe_costs(candidates: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The energy probes behind a run's predictions, one per workload: {workload: {seconds,
+    joules, shared (candidates using it), reused (read from the cache), note}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in candidates:
+        probe = (c.get("predicted") or {}).get("probe") or {}
+        if probe.get("probe_seconds") is None:
+            continue
+        name = probe.get("workload") or c["id"]
+        entry = out.setdefault(
+            name,
+            {
+                "seconds": probe["probe_seconds"],
+                "joules": probe.get("probe_joules") or 0.0,
+                "shared": 0,
+                "reused": "reused from the cache" in (probe.get("note") or ""),
+                "note": probe.get("note") or "",
+            },
+        )
+        entry["shared"] += 1
+    return out
+
+
+def probe_sentence(probes: dict[str, dict[str, Any]]) -> str:
+    """One line on what the energy probes cost: "This estimate cost 9 s and 0.2 Wh: 2 energy
+    probes, one per workload ..."."""
+    seconds = sum(p["seconds"] for p in probes.values())
+    kwh = sum(p["joules"] for p in probes.values()) / 3.6e6
+    reused = sum(p["reused"] for p in probes.values())
+    shared = ", ".join(
+        f"{md_text(name.split(' [')[0])}: {p['shared']} candidate{'s' if p['shared'] != 1 else ''}"
+        for name, p in probes.items()
+    )
+    text = (
+        f"This estimate cost {seconds:.0f} s and {charts.energy_text(kwh)} of measured training: "
+        f"{len(probes)} energy probe{'s' if len(probes) != 1 else ''}, one per workload "
+        f"({shared}), each scaled by a candidate's own batches"
+    )
+    if reused:
+        text += f"; {reused} of them measured earlier and reused from the cache (no new cost)"
+    notes = sorted({p["note"].replace("; reused from the cache", "") for p in probes.values()})
+    notes = [n for n in notes if n and n != "reused from the cache"]
+    if notes:
+        text += f". Note: {md_text(notes[0])}"
+    return text + "."
 
 
 def ranking_charts(ranking: dict[str, Any], *, key_prefix: str) -> None:
-    """Ranking bars, RESQUE against severity and the per-class heatmap, in tabs."""
+    """Ranking bars, RESQUE against severity and the per-class heatmap, in tabs; with predicted
+    costs also the cost bars (first when the run is ordered by cost) and RESQUE against cost."""
     candidates = ranking["candidates"]
-    bars_tab, severity_tab, class_tab = st.tabs(["Ranking", "RESQUE vs severity", "Per class"])
-    with bars_tab:
-        st.plotly_chart(charts.ranking_bars(candidates), key=f"{key_prefix}_chart_bars")
+    with_cost = any(c.get("predicted") for c in candidates)
+    by_cost = ranking.get("ordered_by", "resque") != "resque"
+    names = ["RESQUE", "RESQUE vs severity", "Per class"]
+    if with_cost:
+        names = (
+            ["Predicted cost", "RESQUE vs cost", *names]
+            if by_cost
+            else [*names[:1], "Predicted cost", "RESQUE vs cost", *names[1:]]
+        )
+    tabs = dict(zip(names, st.tabs(names), strict=True))
+    if with_cost:
+        with tabs["Predicted cost"]:
+            st.plotly_chart(charts.cost_bars(candidates), key=f"{key_prefix}_chart_cost")
+            st.caption(
+                "Bars: the point prediction; whiskers: the interval, which carries the "
+                "calibration's, the energy probe's and the carbon intensity's uncertainty."
+            )
+        with tabs["RESQUE vs cost"]:
+            measure = st.radio(
+                "Predicted",
+                ["energy_kwh", "epochs", "co2_kg"],
+                format_func={"epochs": "epochs", "energy_kwh": "energy", "co2_kg": "CO2e"}.get,
+                key=f"{key_prefix}_cost_measure",
+                horizontal=True,
+            )
+            st.plotly_chart(
+                charts.resque_vs_cost(candidates, measure), key=f"{key_prefix}_chart_scatter"
+            )
+            st.caption(
+                "Each kind on its own RESQUE scale, from 0. Within a kind, cost rises with "
+                "RESQUE; between kinds the energy per epoch (the probe) decides."
+            )
+    with tabs["RESQUE"]:
+        st.plotly_chart(
+            charts.ranking_bars(candidates, by_resque=by_cost), key=f"{key_prefix}_chart_bars"
+        )
+        if by_cost:
+            st.caption("RESQUE itself, lowest first within each kind (the table is by cost).")
+    severity_tab, class_tab = tabs["RESQUE vs severity"], tabs["Per class"]
     with severity_tab:
         st.plotly_chart(charts.severity_lines(candidates), key=f"{key_prefix}_chart_severity")
         st.caption("A steeper curve means the model's representation drifts faster with severity.")
@@ -261,18 +419,24 @@ def calibration_rows(calibrations: dict) -> list[dict]:
 
 
 def _training_curves(doc: dict, measured: list[dict], labels: dict[str, str], key: str) -> None:
+    with_record = [r for r in measured if r.get("retrain")]
     curves = {
         labels.get(r["candidate_id"], r["candidate_id"]): [
             e["held_accuracy"] for e in r["retrain"]["records"]
         ]
-        for r in measured
-        if r.get("retrain") and r["retrain"]["records"]
+        for r in with_record
     }
-    if not curves:
+    initial = {
+        labels.get(r["candidate_id"], r["candidate_id"]): r["retrain"]["initial_held_accuracy"]
+        for r in with_record
+        if r["retrain"].get("initial_held_accuracy") is not None
+    }
+    if not any(curves.values()) and not initial:
         st.info("No candidate needed a training epoch.", icon=":material/info:")
         return
     target = doc["retrain_config"]["target_accuracy"]
-    st.plotly_chart(charts.training_curves(curves, target=target), key=key)
+    st.plotly_chart(charts.training_curves(curves, target=target, initial=initial), key=key)
+    st.caption("Epoch 0 is the accuracy before retraining; the dotted line is the target.")
 
 
 def validation_results(
@@ -282,9 +446,11 @@ def validation_results(
     exports. ``editable``: offer to recalibrate from all stored validations."""
     runs = doc["runs"]
     if doc["cancelled"]:
+        by_status = {k: sum(r["status"] == k for r in runs) for k in ("completed", "cancelled")}
         st.warning(
-            f"Cancelled: {len(runs)} candidate(s) below; a cancelled retraining keeps the epochs "
-            "it finished and the energy it used.",
+            f"Cancelled: {by_status['completed']} candidate(s) retrained to the end and "
+            f"{by_status['cancelled']} stopped mid-way (keeping the epochs it finished and the "
+            "energy it used); candidates not started are not listed.",
             icon=":material/pause_circle:",
         )
     measured = docs.measured(runs)

@@ -178,17 +178,19 @@ def _cost_columns(c: dict[str, Any]) -> dict[str, Any]:
     if not p:
         return {
             "epochs": None,
-            "epochs interval": c.get("prediction_error", ""),
-            "kWh": None,
+            "epochs interval": c.get("prediction_error") or "—",
+            "Wh": None,
+            "Wh interval": "—",
             "g CO2e": None,
-            "g CO2e interval": "",
-            "energy from": "",
+            "g CO2e interval": "—",
+            "energy from": "—",
             "over budget": "",
         }
     return {
         "epochs": p["epochs"],
         "epochs interval": _interval(*p["epochs_interval"]),
-        "kWh": p["energy_kwh"],
+        "Wh": p["energy_kwh"] * 1000,
+        "Wh interval": _interval(*p["energy_kwh_interval"], scale=1000),
         "g CO2e": p["co2_kg"] * 1000,
         "g CO2e interval": _interval(*p["co2_kg_interval"], scale=1000),
         "energy from": f"{p['energy_method']} ({p['energy_basis']})",
@@ -213,7 +215,7 @@ def ranking_rows(candidates: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row.update(_cost_columns(c))
         row.update(
             {
-                "layer": score.get("layer"),
+                "layer": score.get("layer") or "—",
                 "images": score.get("n_target"),
                 "seconds": score.get("compute_seconds"),
                 "cached": score.get("cached"),

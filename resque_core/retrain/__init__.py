@@ -21,6 +21,7 @@ from .loop import retrain
 from .probe import (
     BatchEnergy,
     Workload,
+    meter_period,
     probe_batch_energy,
     probe_epoch_energy,
     workload_energy,
@@ -40,6 +41,7 @@ __all__ = [
     "RetrainResult",
     "augment",
     "candidate_data",
+    "meter_period",
     "prepare_model",
     "probe_batch_energy",
     "probe_epoch_energy",

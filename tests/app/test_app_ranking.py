@@ -119,7 +119,7 @@ def test_cost_prediction_orders_by_kwh_and_flags_budgets(digits_checkpoint, digi
     assert set(rows["id"]) == {"noise-1", "noise-5", "parity"}
     # One rank sequence over both kinds, in increasing predicted energy.
     assert list(rows["rank"]) == [1, 2, 3]
-    assert rows["kWh"].is_monotonic_increasing and (rows["kWh"] > 0).all()
+    assert rows["Wh"].is_monotonic_increasing and (rows["Wh"] > 0).all()
     assert (rows["g CO2e"] > 0).all()
     assert all(r.startswith("replay") for r in rows["energy from"])
     assert all(r.endswith(" kWh > 1e-12 kWh") for r in rows["over budget"])
