@@ -34,10 +34,18 @@ from .executor import Executor, Outcome
 from .executor.local import LocalExecutor
 from .plans import Candidate, Plan
 from .scoring.scorer import Progress, Score, Scorer
+from .scoring.transfer import TRANSFER_SCORES
 from .store.cache import ResultStore
 from .store.runs import RunStore
 
-__all__ = ["COST_ORDERINGS", "ORDERINGS", "CandidateResult", "Ranking", "rank_plan"]
+__all__ = [
+    "COST_ORDERINGS",
+    "ORDERINGS",
+    "TRANSFER_ORDERINGS",
+    "CandidateResult",
+    "Ranking",
+    "rank_plan",
+]
 
 
 @dataclass
@@ -64,6 +72,7 @@ class CandidateResult:
             "status": "ok" if self.ok else "failed",
             "rank": self.rank,
             "resque": self.score.value if self.score else None,
+            "transfer": dict(self.score.transfer) if self.score else {},
         }
         if c.kind == "shift":
             spec = parse_shift(c.shift)
@@ -101,6 +110,38 @@ ORDERINGS: dict[str, tuple[str, Callable[[CandidateResult], tuple]]] = {
     ),
 }
 COST_ORDERINGS: tuple[str, ...] = ("epochs", "kwh", "co2")
+
+
+def _transfer_key(name: str) -> Callable[[CandidateResult], tuple]:
+    """Within each kind (shifts first), by the score the right way round (every score is
+    higher-is-better: the highest first); candidates without the score last, by RESQUE."""
+    sign = -1.0 if TRANSFER_SCORES[name].higher_is_better else 1.0
+
+    def key(r: CandidateResult) -> tuple:
+        value = r.score.transfer.get(name) if r.score else None
+        if value is None:
+            return (r.candidate.estimator != "dist", True, r.score.value if r.score else 0.0)
+        return (r.candidate.estimator != "dist", False, sign * value)
+
+    return key
+
+
+for _name, _info in TRANSFER_SCORES.items():
+    ORDERINGS[_name] = (
+        f"{_info.title} ({_info.reference}; {_info.direction}) within each kind "
+        "(shifts first, then tasks); no cost model applied",
+        _transfer_key(_name),
+    )
+TRANSFER_ORDERINGS: tuple[str, ...] = tuple(TRANSFER_SCORES)
+"""Orderings by a transferability score (:mod:`resque_core.scoring.transfer`)."""
+
+
+def _cost_key(r: CandidateResult, attr: str) -> tuple:
+    """Predicted candidates by the figure; the rest (uncalibrated) after them by RESQUE within
+    each kind."""
+    if r.prediction is not None:
+        return (False, getattr(r.prediction, attr), False, 0.0)
+    return (True, 0.0, r.candidate.estimator != "dist", r.score.value if r.score else 0.0)
 
 
 @dataclass

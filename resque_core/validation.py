@@ -56,6 +56,7 @@ from .retrain import (
     retrain,
 )
 from .scoring.scorer import Progress, Scorer, resolve_device
+from .scoring.transfer import TRANSFER_SCORES
 from .store.cache import ResultStore, default_cache_dir
 from .store.runs import RunStore
 
@@ -65,6 +66,7 @@ __all__ = [
     "ValidationJob",
     "ValidationRun",
     "correlations",
+    "score_correlations",
     "recalibrate",
     "suggest_candidates",
     "validate_plan",
@@ -85,6 +87,7 @@ class ValidationRun:
     probe: EnergyProbe | None = None
     result: RetrainResult | None = None
     error: str | None = None
+    transfer: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         c, r = self.candidate, self.result
@@ -109,6 +112,7 @@ class ValidationRun:
             "predicted": self.prediction.to_dict() if self.prediction else None,
             "probe": self.probe.to_dict() if self.probe else None,
             "error": self.error or (r.error if r else None),
+            "transfer": dict(self.transfer),
         }
         if r is not None:
             out["retrain"] = r.to_dict()
@@ -129,6 +133,7 @@ class Validation:
     cancelled: bool = False
     run_id: str | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    score_correlation: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +151,7 @@ class Validation:
             "plan": self.plan.to_dict(),
             "runs": [r.to_dict() for r in self.runs],
             "correlation": self.correlation,
+            "score_correlation": self.score_correlation,
             "calibration": {k: c.to_dict() for k, c in self.calibrations.items()},
             "environment": environment(),
         }
@@ -243,6 +249,41 @@ def correlations(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
             xs = np.array([p[0] for p in pairs], dtype=np.float64)
             ys = np.array([p[1] for p in pairs], dtype=np.float64)
             out[kind][m] = _corr(xs, ys)
+    return out
+
+
+def score_correlations(
+    runs: Sequence[dict[str, Any]],
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """{kind: {score: {measure: {n, pearson, spearman, kendall, *_p}}}}: RESQUE (``"resque"``)
+    and every transferability score (:data:`~resque_core.scoring.transfer.TRANSFER_SCORES`)
+    side by side against each of :data:`MEASURES`, over the finished runs. The signs differ:
+    RESQUE is lower-is-better, the others higher-is-better, so a score that predicts cost well
+    correlates positively (RESQUE) or negatively (the others) with epochs. A score absent from
+    every run of a kind is left out."""
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for kind in ESTIMATOR_KINDS:
+        rows = [r for r in runs if r["kind"] == kind and r["status"] == "completed"]
+        if not rows:
+            continue
+        out[kind] = {}
+        for name in ("resque", *TRANSFER_SCORES):
+            values = [
+                r.get("resque") if name == "resque" else (r.get("transfer") or {}).get(name)
+                for r in rows
+            ]
+            if all(v is None for v in values):
+                continue
+            out[kind][name] = {}
+            for m in MEASURES:
+                pairs = [
+                    (v, r[m])
+                    for v, r in zip(values, rows, strict=True)
+                    if v is not None and r.get(m) is not None
+                ]
+                xs = np.array([p[0] for p in pairs], dtype=np.float64)
+                ys = np.array([p[1] for p in pairs], dtype=np.float64)
+                out[kind][name][m] = _corr(xs, ys)
     return out
 
 
@@ -421,6 +462,7 @@ def validate_plan(
         plan=plan,
         runs=out,
         correlation=correlations([r.to_dict() for r in out]),
+        score_correlation=score_correlations([r.to_dict() for r in out]),
         calibrations=before,
         calibration_key=key,
         checkpoint_sha256=sha,
@@ -511,6 +553,8 @@ def _unscored(plan: Plan, cid: str, by_id: dict[str, Any]) -> ValidationRun:
     """Candidate ``cid``'s run before retraining: its RESQUE, or why it cannot be retrained."""
     scored = by_id.get(cid)
     run = ValidationRun(plan.candidate(cid), scored.score.value if scored and scored.ok else None)
+    if scored is not None and scored.ok:
+        run.transfer = dict(scored.score.transfer)
     if scored is None or not scored.ok:
         run.error = scored.error if scored else "not scored (cancelled)"
     return run

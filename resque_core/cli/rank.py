@@ -32,7 +32,9 @@ def _rank_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--order-by",
         default="resque",
-        help="resque (within each kind, default), or epochs, kwh, co2 (cost model, all kinds)",
+        help="resque (within each kind, default); epochs, kwh, co2 (cost model, all kinds); or "
+        "a transferability score, within each kind, highest first: logme, leep, nce, h_score, "
+        "shrinkage_h_score, transrate, gbc",
     )
     p.add_argument(
         "--max-kwh", type=float, help="energy budget: flag candidates predicted above it, exit 3"
@@ -48,7 +50,7 @@ def _rank_options(p: argparse.ArgumentParser) -> None:
 @command("rank", "score and rank every candidate of a plan", _rank_options)
 def _rank(args: argparse.Namespace) -> int:
     from ..cost.predict import CostOptions
-    from ..ranking import COST_ORDERINGS, rank_plan
+    from ..ranking import COST_ORDERINGS, TRANSFER_ORDERINGS, rank_plan
     from ..store.runs import RunStore
 
     plan = with_compat(load_plan_arg(args), args)
@@ -83,6 +85,9 @@ def _rank(args: argparse.Namespace) -> int:
     if plan.run.compat != "project":
         print(f"mode: {plan.run.compat} (the reference code's pipeline; see docs/METHOD.md)")
     cost_head = f"  {'epochs':>6} {'kWh':>10} {'kg CO2e':>10}" if cost else ""
+    by_score = args.order_by if args.order_by in TRANSFER_ORDERINGS else None
+    if by_score:
+        cost_head += f"  {args.order_by[:10]:>10}"
     print(f"{'rank':>4}  {'kind':<5} {'id':<22} {'RESQUE':>8}{cost_head}  label")
     for r in ranking.ordered:
         if r.ok:
@@ -92,6 +97,9 @@ def _rank(args: argparse.Namespace) -> int:
                 cols = f"  {p.epochs:>6.1f} {p.energy_kwh:>10.3g} {p.co2_kg:>10.3g}"
             elif cost:
                 cols = f"  {'-':>6} {'-':>10} {'-':>10}"
+            if by_score:
+                v = r.score.transfer.get(by_score)
+                cols += f"  {v:>10.4g}" if v is not None else f"  {'-':>10}"
             flag = "  OVER BUDGET" if r.over_budget else ""
             print(
                 f"{r.rank:>4}  {r.candidate.estimator:<5} {r.candidate.id:<22} "

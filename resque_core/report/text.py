@@ -72,6 +72,10 @@ def _csv(doc: Mapping[str, Any]) -> str:
             ("status", lambda c: c.get("status")),
             ("error", lambda c: c.get("error") or c.get("prediction_error")),
         ]
+        fields += [
+            (name, lambda c, n=name: (c.get("transfer") or {}).get(n))
+            for name in _transfer_names(items)
+        ]
         w.writerow(head + [name for name, _ in fields])
         for c in items:
             w.writerow([_cell(c.get(k)) for k in head] + [_cell(get(c)) for _, get in fields])
@@ -93,18 +97,31 @@ def _csv(doc: Mapping[str, Any]) -> str:
         "censored",
     ]
     pred = [(f"predicted_{k}", k) for k in ("epochs", "energy_kwh", "co2_kg")]
+    scores = _transfer_names(doc["runs"])
     w.writerow(
         head
         + [f"{n}{s}" for n, _ in pred for s in ("", "_low", "_high")]
         + ["prediction_basis", "error"]
+        + scores
     )
     for r in doc["runs"]:
         p = r.get("predicted") or {}
         row = [_cell(r.get(k)) for k in head]
         for _, k in pred:
             row += [_cell(p.get(k)), _cell(_bound(r, k, 0)), _cell(_bound(r, k, 1))]
-        w.writerow(row + [_cell(p.get("basis")), _cell(r.get("error"))])
+        transfer = r.get("transfer") or {}
+        w.writerow(
+            row
+            + [_cell(p.get("basis")), _cell(r.get("error"))]
+            + [_cell(transfer.get(n)) for n in scores]
+        )
     return buf.getvalue()
+
+
+def _transfer_names(items: list[Mapping[str, Any]]) -> list[str]:
+    """The transferability scores any item carries, in first-seen order (columns after the
+    existing ones, so older readers of the CSV see the same columns first)."""
+    return list(dict.fromkeys(n for c in items for n in (c.get("transfer") or {})))
 
 
 def _bound(item: Mapping[str, Any], key: str, i: int) -> float | None:

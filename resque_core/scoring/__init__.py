@@ -12,6 +12,7 @@ from .estimators import (
 )
 from .features import Batch, Embeddings, class_sums, embeddings, pool
 from .scorer import ModelConfig, RunConfig, Score, Scorer, default_image_size, resolve_device
+from .transfer import TRANSFER_SCORES, TransferScore, transfer_scores
 from .workspace import Workspace
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
     "RunConfig",
     "Score",
     "Scorer",
+    "TRANSFER_SCORES",
     "TaskValue",
+    "TransferScore",
     "Workspace",
     "accuracy",
     "class_angles",
@@ -38,4 +41,5 @@ __all__ = [
     "resque_task",
     "resque_task_variants",
     "source_accuracy",
+    "transfer_scores",
 ]

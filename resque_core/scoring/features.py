@@ -9,8 +9,9 @@ Nothing here mutates the model: it must already be in eval mode on the right dev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from torch import nn
 from ..model.hooks import tap
 from .estimators import ClassSums
 
-__all__ = ["Batch", "Embeddings", "class_sums", "embeddings", "pool"]
+__all__ = ["Batch", "Embeddings", "Samples", "class_sums", "embeddings", "pool"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 """(images [B, C, H, W] float, normalised, on the model's device; labels [B] int64, any device)."""
@@ -99,19 +100,28 @@ def class_sums(
     num_classes: int,
     amp: bool = False,
     compat: str = "project",
+    samples: Samples | None = None,
 ) -> tuple[ClassSums, str]:
     """Per-class sums of pooled activations of ``layer`` over all batches (``compat``: how a
     token sequence is pooled, see :func:`pool`).
 
     Returns (sums: ClassSums [num_classes, D], precision used: "fp32" | "mixed"). Memory is
-    independent of the number of images.
+    independent of the number of images, unless ``samples`` also keeps per-sample rows from the
+    same forward passes (see :class:`Samples`).
     """
     _check_eval(model)
     acc: ClassSums | None = None
-    with tap(model, layer) as run, torch.inference_mode():
+    want_outputs = samples is not None and samples.outputs
+    with (
+        tap(model, layer, stop=not want_outputs) as run,
+        _model_outputs(model, want_outputs) as last_output,
+        torch.inference_mode(),
+    ):
         forward = _Forward(run, amp, compat)
         for x, y in batches:
             feats = pool(forward(x), compat=compat)
+            if samples is not None:
+                samples.add(feats, y, last_output())
             # Summing on the device first keeps the host transfer at [K, D] per batch.
             y_dev = y.to(feats.device)
             part = torch.zeros(
@@ -128,12 +138,86 @@ def class_sums(
 
 
 class Embeddings:
-    """Pooled embeddings [N, C], optionally the flattened maps [N, C*H*W], and labels [N]."""
+    """Pooled embeddings [N, C], optionally the flattened maps [N, C*H*W], labels [N], and
+    optionally the model's own outputs [N, Z] (its logits, for LEEP and NCE)."""
 
-    def __init__(self, pooled: np.ndarray, flattened: np.ndarray | None, labels: np.ndarray):
+    def __init__(
+        self,
+        pooled: np.ndarray,
+        flattened: np.ndarray | None,
+        labels: np.ndarray,
+        outputs: np.ndarray | None = None,
+    ):
         self.pooled = pooled
         self.flattened = flattened
         self.labels = labels
+        self.outputs = outputs
+
+
+@contextmanager
+def _model_outputs(model: nn.Module, enabled: bool) -> Iterator[Callable[[], torch.Tensor | None]]:
+    """Yield ``last() -> the model's own output of this thread's latest forward pass`` (first
+    tensor, detached, flattened to [B, Z]; None if disabled or the output holds no tensor).
+    The layer tap must not stop the pass early for this to see anything."""
+    if not enabled:
+        yield lambda: None
+        return
+    owner = threading.get_ident()
+    seen: list[torch.Tensor | None] = [None]
+
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        if threading.get_ident() != owner:
+            return
+        items = output if isinstance(output, (tuple, list)) else (output,)
+        first = next((t for t in items if isinstance(t, torch.Tensor)), None)
+        seen[0] = None if first is None or first.ndim < 1 else first.detach().flatten(1)
+
+    handle = model.register_forward_hook(hook)
+    try:
+        yield lambda: seen[0]
+    finally:
+        handle.remove()
+
+
+class Samples:
+    """Per-sample rows kept during a pass: pooled embeddings, labels and (with ``outputs``) the
+    model's outputs, for the samples ``keep`` marks (bool [N] over the pass's sample order;
+    None = every sample). :meth:`result` gives them as :class:`Embeddings` (float32)."""
+
+    def __init__(self, keep: np.ndarray | None = None, *, outputs: bool = False):
+        self.keep = None if keep is None else np.asarray(keep, dtype=bool)
+        self.outputs = outputs
+        self._seen = 0
+        self._pooled: list[np.ndarray] = []
+        self._labels: list[np.ndarray] = []
+        self._out: list[np.ndarray] | None = [] if outputs else None
+
+    def add(self, pooled: torch.Tensor, labels: torch.Tensor, out: torch.Tensor | None) -> None:
+        b = pooled.shape[0]
+        rows = slice(None)
+        if self.keep is not None:
+            rows = np.flatnonzero(self.keep[self._seen : self._seen + b])
+        self._seen += b
+        self._pooled.append(pooled.cpu().numpy()[rows])
+        self._labels.append(labels.cpu().numpy()[rows])
+        if self._out is not None:
+            if out is None or out.shape[0] != b:
+                self._out = None  # the model's output is not one row per sample: no LEEP/NCE
+            else:
+                self._out.append(out.float().cpu().numpy()[rows])
+
+    def result(self) -> Embeddings:
+        if not self._pooled:
+            raise ValueError("no batches: the data selection is empty")
+        outputs = None
+        if self._out:
+            outputs = np.concatenate(self._out).astype(np.float32, copy=False)
+        return Embeddings(
+            np.concatenate(self._pooled).astype(np.float32, copy=False),
+            None,
+            np.concatenate(self._labels).astype(np.int64, copy=False),
+            outputs,
+        )
 
 
 def embeddings(
@@ -144,12 +228,20 @@ def embeddings(
     flatten: bool = False,
     amp: bool = False,
     compat: str = "project",
+    outputs: bool = False,
 ) -> tuple[Embeddings, str]:
     """Embeddings of every sample at ``layer`` (float32, on the host), and the precision used
-    (``compat``: how a token sequence is pooled, see :func:`pool`)."""
+    (``compat``: how a token sequence is pooled, see :func:`pool`).
+
+    ``outputs``: also keep the model's own outputs (the forward pass then runs to the end
+    instead of stopping at ``layer``; still one pass per batch)."""
     _check_eval(model)
-    pooled, flat, labels = [], [], []
-    with tap(model, layer) as run, torch.inference_mode():
+    pooled, flat, labels, outs = [], [], [], []
+    with (
+        tap(model, layer, stop=not outputs) as run,
+        _model_outputs(model, outputs) as last_output,
+        torch.inference_mode(),
+    ):
         forward = _Forward(run, amp, compat)
         for x, y in batches:
             a = forward(x)
@@ -157,11 +249,17 @@ def embeddings(
             if flatten:
                 flat.append(a.flatten(1).cpu().numpy())
             labels.append(y.cpu().numpy())
+            if outputs:
+                o = last_output()
+                outs.append(None if o is None or o.shape[0] != a.shape[0] else o.float().cpu())
     if not pooled:
         raise ValueError("no batches: the data selection is empty")
     out = Embeddings(
         np.concatenate(pooled).astype(np.float32, copy=False),
         np.concatenate(flat).astype(np.float32, copy=False) if flatten else None,
         np.concatenate(labels).astype(np.int64, copy=False),
+        None
+        if not outs or any(o is None for o in outs)
+        else torch.cat(outs).numpy().astype(np.float32, copy=False),
     )
     return out, forward.precision

@@ -28,7 +28,8 @@ from ..limits import check_task_classes
 from ..store.cache import ResultStore, canonical_key
 from .config import ModelConfig, RunConfig, default_image_size, resolve_device
 from .estimators import ClassSums, resque_dist, resque_task_variants
-from .features import Batch, class_sums, embeddings
+from .features import Batch, Samples, class_sums, embeddings
+from .transfer import TRANSFER_SCORES, transfer_scores
 from .workspace import Workspace
 
 if TYPE_CHECKING:  # checkpoints pulls in torchvision: imported only when a model is needed
@@ -56,7 +57,10 @@ class Score:
     decoding and preprocessing the selected images, the forward passes and the estimator (a
     cache hit: the look-up); loading the checkpoint (its imports included) and hashing the
     inputs for the cache key are not in it. ``wall_s`` is the request's wall time, everything
-    included. ``compute_seconds`` is the compute time the value took when it was computed."""
+    included. ``compute_seconds`` is the compute time the value took when it was computed.
+    ``transfer``: the transferability scores of the same data (:mod:`.transfer`; name -> value,
+    higher = better), from the same forward passes, each cached under its own key namespace
+    (``transfer.<name>``); a score the data cannot support is absent."""
 
     kind: Kind
     value: float
@@ -72,9 +76,15 @@ class Score:
     key: str
     variants: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
+    transfer: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _needs_outputs(names: tuple[str, ...]) -> bool:
+    """Whether any of the transferability scores ``names`` reads the model's outputs."""
+    return any(TRANSFER_SCORES[n].needs == "outputs" for n in names)
 
 
 class Scorer:
@@ -91,10 +101,12 @@ class Scorer:
         workspace: Workspace | None = None,
         progress: Progress | None = None,
         cancel: Callable[[], bool] | None = None,
+        transfer: bool = True,
     ):
         """``workspace``: the checkpoint and data sets to work on, shared with retraining and
         probing; by default a new one for ``model``, ``checkpoint`` (already loaded, e.g. the
-        app's cached copy, which is never moved) and ``source_data``."""
+        app's cached copy, which is never moved) and ``source_data``. ``transfer``: also compute
+        the transferability scores (LogME, LEEP, ...) from the same forward passes."""
         self.model_config = model
         self.run = run or RunConfig()
         self.store = store
@@ -110,6 +122,7 @@ class Scorer:
         self.device = self.workspace.device
         self.source_data = self.workspace.source_data
         self._sums: dict[str, tuple[ClassSums, str]] = {}
+        self.transfer = transfer
         self._channels_last = False  # set by _prepare_model on a GPU
 
     # ------------------------------------------------ the workspace's objects, for the scorer
@@ -159,7 +172,6 @@ class Scorer:
             raise LayerError(unknown_name_message("layer", layer, names))
         return layer
 
-    # ----------------------------------------------------------------- batching
     # ----------------------------------------------------------------- device
     def _prepare_model(self) -> None:
         """Load the checkpoint onto the device (a fixed cost, kept out of ``seconds``). On a GPU
@@ -182,6 +194,7 @@ class Scorer:
             return chunk
         return chunk.pin_memory().to(self.device, non_blocking=True)
 
+    # ----------------------------------------------------------------- batching
     def _select(self, images: data_mod.ImageSet, idx: np.ndarray | None = None) -> np.ndarray:
         return self._select_labels(images.labels.numpy(), idx)
 
@@ -246,11 +259,14 @@ class Scorer:
         shift: ShiftSpec | None,
         layer: str,
         stage: str,
+        samples: Samples | None = None,
     ) -> tuple[ClassSums, str]:
+        """``samples``: also keep per-sample rows from the pass (then the pass always runs; the
+        sums it gives are the same as a stored copy's)."""
         key = canonical_key("class_sums", key_parts)
-        if key in self._sums:
+        if key in self._sums and samples is None:
             return self._sums[key]
-        hit = self.store.get(key) if self.store is not None else None
+        hit = self.store.get(key) if self.store is not None and samples is None else None
         if hit is not None:
             meta, arrays = hit
             sums = ClassSums(*arrays["sums"].shape)
@@ -265,6 +281,7 @@ class Scorer:
                 num_classes=images.num_classes,
                 amp=self.run.amp,
                 compat=self.run.compat,
+                samples=samples,
             )
             if self.store is not None:
                 self.store.put(
@@ -289,8 +306,47 @@ class Scorer:
         if self.store is not None:
             meta = score.to_dict()
             meta.pop("cached"), meta.pop("seconds"), meta.pop("wall_s")
+            meta.pop("transfer")  # each transferability score is stored under its own key
             self.store.put(key, meta)
         return score
+
+    # ----------------------------------------------------------------- transferability scores
+    def _transfer_keys(self, parts: dict[str, Any]) -> dict[str, str]:
+        """Score name -> cache key (namespace ``transfer.<name>``); none when switched off."""
+        if not self.transfer:
+            return {}
+        return {name: canonical_key(f"transfer.{name}", parts) for name in TRANSFER_SCORES}
+
+    def _transfer_cached(self, keys: dict[str, str]) -> tuple[dict[str, float], tuple[str, ...]]:
+        """(stored values, names still to compute). A stored None is a score the data could not
+        support: known, not recomputed, not shown."""
+        found: dict[str, float] = {}
+        missing: list[str] = []
+        for name, key in keys.items():
+            hit = self.store.get(key) if self.store is not None else None
+            if hit is None:
+                missing.append(name)
+            elif hit[0].get("value") is not None:
+                found[name] = float(hit[0]["value"])
+        return found, tuple(missing)
+
+    def _transfer_compute(
+        self, keys: dict[str, str], missing: tuple[str, ...], emb: Any
+    ) -> dict[str, float]:
+        """The ``missing`` scores of embeddings ``emb`` (:class:`Embeddings`), each stored."""
+        values = transfer_scores(emb.pooled, emb.labels, emb.outputs, names=missing)
+        if self.store is not None:
+            for name in missing:
+                self.store.put(keys[name], {"value": values.get(name)})
+        return values
+
+    def _task_cap(self, labels: np.ndarray, num_classes: int) -> np.ndarray:
+        """Positions kept when ``labels`` are capped at ``max_task_samples`` (stratified)."""
+        cap = self.run.task_sample_cap
+        if cap is None or len(labels) <= cap:
+            return np.arange(len(labels))
+        per_class = max(1, cap // num_classes)
+        return data_mod.subsample_per_class(labels, per_class, seed=self.run.seed)
 
     # ----------------------------------------------------------------- public scoring
     def score_shift(self, data: str, shift: str | ShiftSpec, *, layer: str | None = None) -> Score:
@@ -320,7 +376,15 @@ class Scorer:
         }
         target_id = str(shift) if shift is not None else self.fingerprint(shifted)
         key = canonical_key("dist", {**common, "target": target_id})
-        if (hit := self._lookup(key, started)) is not None:
+        # Transferability scores of the shifted data (source label space), from the same pass
+        # over the shifted images, on per-sample embeddings capped like a task's.
+        tkeys = self._transfer_keys(
+            {**common, "target": target_id, "max_task_samples": self.run.max_task_samples}
+        )
+        known, missing = self._transfer_cached(tkeys)
+        hit = self._lookup(key, started)
+        if hit is not None and not missing:
+            hit.transfer = known
             return hit
 
         self._prepare_model()
@@ -345,9 +409,15 @@ class Scorer:
         resolved = self.resolve_layer(layer, "dist", pre.image_size)
         if len(src_idx) == 0 or len(tgt_idx) == 0:
             raise DataError("the source or shifted selection is empty: raise samples per class")
-        src_sums, p1 = self._cached_sums(
-            {**common, "role": role}, source, src_idx, pre, None, resolved, "source"
-        )
+        samples = None
+        if missing:
+            keep = np.zeros(len(tgt_idx), dtype=bool)
+            keep[self._task_cap(target.labels.numpy()[tgt_idx], target.num_classes)] = True
+            samples = Samples(keep, outputs=_needs_outputs(missing))
+        if hit is None:
+            src_sums, p1 = self._cached_sums(
+                {**common, "role": role}, source, src_idx, pre, None, resolved, "source"
+            )
         tgt_sums, p2 = self._cached_sums(
             {**common, "role": "target", "target": target_id},
             target,
@@ -356,7 +426,14 @@ class Scorer:
             shift,
             resolved,
             "shifted",
+            samples,
         )
+        if samples is not None:
+            known = {**known, **self._transfer_compute(tkeys, missing, samples.result())}
+        if hit is not None:  # RESQUE was stored; only the transferability scores were missing
+            hit.transfer = known
+            hit.seconds = time.perf_counter() - started
+            return hit
         value = resque_dist(src_sums.sums, tgt_sums.sums)
         done = time.perf_counter()
         elapsed = done - computing
@@ -374,6 +451,7 @@ class Scorer:
             precision="mixed" if "mixed" in (p1, p2) else "fp32",
             key=key,
             wall_s=done - started,
+            transfer=known,
         )
         return self._finish(key, score)
 
@@ -382,21 +460,22 @@ class Scorer:
         pooled)."""
         started = time.perf_counter()
         run = self.run
-        key = canonical_key(
-            "task",
-            {
-                "model": self._model_key(),
-                "data": self.fingerprint(task_data),
-                "layer": layer,
-                "seed": run.seed,
-                "samples_per_class": run.samples_per_class,
-                "max_task_samples": run.task_sample_cap,
-                "flatten": run.flatten,
-                "source": self.fingerprint(self.source_data) if self.source_data else None,
-                **run.key_parts(),
-            },
-        )
-        if (hit := self._lookup(key, started)) is not None:
+        parts = {
+            "model": self._model_key(),
+            "data": self.fingerprint(task_data),
+            "layer": layer,
+            "seed": run.seed,
+            "samples_per_class": run.samples_per_class,
+            "max_task_samples": run.task_sample_cap,
+            "source": self.fingerprint(self.source_data) if self.source_data else None,
+            **run.key_parts(),
+        }
+        key = canonical_key("task", {**parts, "flatten": run.flatten})
+        tkeys = self._transfer_keys(parts)
+        known, missing = self._transfer_cached(tkeys)
+        hit = self._lookup(key, started)
+        if hit is not None and not missing:
+            hit.transfer = known
             return hit
 
         self._prepare_model()
@@ -418,10 +497,17 @@ class Scorer:
             self.checkpoint().model,
             resolved,
             batches,
-            flatten=run.flatten,
+            flatten=run.flatten and hit is None,
             amp=run.amp,
+            outputs=_needs_outputs(missing),
             compat=run.compat,
         )
+        if missing:  # the same pass's embeddings (and outputs) give the transferability scores
+            known = {**known, **self._transfer_compute(tkeys, missing, emb)}
+        if hit is not None:  # RESQUE was stored; only the transferability scores were missing
+            hit.transfer = known
+            hit.seconds = time.perf_counter() - started
+            return hit
         value = resque_task_variants(emb.pooled, emb.labels, flattened=emb.flattened, seed=run.seed)
         done = time.perf_counter()
         elapsed = done - computing
@@ -440,5 +526,6 @@ class Scorer:
             key=key,
             variants=value.variants,
             wall_s=done - started,
+            transfer=known,
         )
         return self._finish(key, score)

@@ -125,6 +125,7 @@ class ScoreDoc(TypedDict):
     precision: NotRequired[str]
     key: NotRequired[str]
     variants: NotRequired[dict[str, float]]
+    transfer: NotRequired[dict[str, float]]  # transferability scores, name -> value
 
 
 class CandidateDoc(TypedDict):
@@ -147,6 +148,7 @@ class CandidateDoc(TypedDict):
     predicted: NotRequired[PredictionDoc | None]
     over_budget: NotRequired[list[str]]
     prediction_error: NotRequired[str | None]
+    transfer: NotRequired[dict[str, float]]  # transferability scores (higher = better)
 
 
 class CostDoc(TypedDict):
@@ -245,6 +247,7 @@ class RetrainedDoc(TypedDict):
     seconds: NotRequired[float | None]
     probe: NotRequired[ProbeDoc | None]
     retrain: NotRequired[RetrainDoc]
+    transfer: NotRequired[dict[str, float] | None]  # the candidate's transferability scores
 
 
 class CorrelationDoc(TypedDict):
@@ -280,6 +283,8 @@ class ValidationDoc(TypedDict):
     created: NotRequired[str]
     seconds: NotRequired[float]
     checkpoint_sha256: NotRequired[str]
+    # kind -> score ("resque" and each transferability score) -> measure -> correlation
+    score_correlation: NotRequired[dict[Kind, dict[str, dict[str, CorrelationDoc]]]]
     procedure: NotRequired[dict[str, Any]]
     environment: NotRequired[dict[str, Any]]
 

@@ -368,3 +368,69 @@ def test_bad_inputs_are_named():
 def test_every_score_is_declared_higher_is_better():
     assert all(s.higher_is_better for s in tr.TRANSFER_SCORES.values())
     assert tr.TRANSFER_SCORES["gbc"].direction == "higher is better"
+
+
+# ----------------------------------------------------------------------------- in the scorer
+def _scorer(ckpt, tmp_path, **kw):
+    from resque_core.scoring.scorer import ModelConfig, RunConfig, Scorer
+    from resque_core.store.cache import ResultStore
+
+    cfg = ModelConfig(ckpt, arch="small_cnn", in_channels=1)
+    run = RunConfig(samples_per_class=20, flatten=False)
+    return Scorer(cfg, run, store=ResultStore(tmp_path / "c"), source_data="builtin:digits", **kw)
+
+
+def test_task_scores_come_from_the_same_pass_and_are_cached(digits_checkpoint, tmp_path):
+    import torch
+
+    from resque_core.scoring import features
+
+    scorer = _scorer(digits_checkpoint, tmp_path)
+    score = scorer.score_task("builtin:digits")
+    assert set(score.transfer) == set(tr.TRANSFER_SCORES)
+    # The same embeddings and logits, taken by hand, give the same values.
+    task = scorer.dataset("builtin:digits")
+    pre = scorer.preprocess(task)
+    idx = scorer._select(task)
+    emb, _ = features.embeddings(
+        scorer.checkpoint().model,
+        score.layer,
+        scorer._batches(task, idx, pre, None, "task"),
+        outputs=True,
+    )
+    with torch.inference_mode():
+        logits = scorer.checkpoint().model(
+            pre.normalize(pre.to_unit(task.images[torch.from_numpy(idx)], device=scorer.device))
+        )
+    np.testing.assert_allclose(emb.outputs, logits.numpy(), rtol=1e-5, atol=1e-5)
+    assert score.transfer == pytest.approx(
+        tr.transfer_scores(emb.pooled, emb.labels, logits.numpy())
+    )
+    # A new scorer on the same cache: RESQUE and every score are served without a pass.
+    again = _scorer(digits_checkpoint, tmp_path)
+    calls = []
+    again._batches = lambda *a, **k: calls.append(a) or iter(())
+    hit = again.score_task("builtin:digits")
+    assert hit.cached and not calls
+    assert hit.transfer == pytest.approx(score.transfer)
+    assert hit.value == score.value
+
+
+def test_scores_filled_in_for_a_stored_resque_and_left_out_when_off(digits_checkpoint, tmp_path):
+    plain = _scorer(digits_checkpoint, tmp_path, transfer=False)
+    first = plain.score_task("builtin:digits")
+    assert first.transfer == {}
+    later = _scorer(digits_checkpoint, tmp_path).score_task("builtin:digits")
+    assert later.cached and later.value == first.value  # RESQUE from the store, unchanged
+    assert set(later.transfer) == set(tr.TRANSFER_SCORES)
+
+
+def test_shift_scores_use_the_shifted_pass(digits_checkpoint, tmp_path):
+    scorer = _scorer(digits_checkpoint, tmp_path)
+    mild = scorer.score_shift("builtin:digits", "gaussian_noise:1")
+    harsh = scorer.score_shift("builtin:digits", "gaussian_noise:5")
+    assert set(mild.transfer) == set(tr.TRANSFER_SCORES)
+    # the source classifier's LEEP on its own label space drops as the noise grows
+    assert harsh.transfer["leep"] < mild.transfer["leep"]
+    off = _scorer(digits_checkpoint, tmp_path / "other", transfer=False)
+    assert off.score_shift("builtin:digits", "gaussian_noise:1").value == mild.value
