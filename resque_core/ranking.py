@@ -300,8 +300,6 @@ def rank_plan(
     try:
         if executor is not None and executor.remote:
             _score_remote(executor, plan, scorer, store, done, cancel)
-            order = {c.id: i for i, c in enumerate(plan.candidates)}
-            results.sort(key=lambda r: order[r.candidate.id])
         else:
             # One worker in this process sharing ``scorer``: the candidates in plan order.
             local = executor or LocalExecutor()
@@ -309,6 +307,9 @@ def rank_plan(
                 pool.map(_score_unit, plan.candidates, on_done=lambda o: done(o.index, o.value))
     except Cancelled:
         cancelled = True
+    if executor is not None and executor.remote:  # results came in completion order
+        order = {c.id: i for i, c in enumerate(plan.candidates)}
+        results.sort(key=lambda r: order[r.candidate.id])
     cost_doc = None
     stopped = None
     if cancelled:
