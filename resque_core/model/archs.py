@@ -19,7 +19,7 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
-from .._util import unknown_name_message
+from .._util import closest, unknown_name_message
 from ..errors import ConfigError
 
 __all__ = [
@@ -115,7 +115,17 @@ def build_model(arch: str, *, num_classes: int, in_channels: int = 3) -> nn.Modu
         return timm.create_model(
             timm_name, pretrained=False, num_classes=num_classes, in_chans=in_channels
         )
-    raise ConfigError(unknown_name_message("architecture", arch, available_archs()))
+    raise ConfigError(unknown_name_message("architecture", arch, _suggestions(arch)))
+
+
+def _suggestions(arch: str) -> list[str]:
+    """The names to suggest for an unknown ``arch``: the project's and torchvision's when the
+    closest name is one of theirs (timm has many near-twins of each), else every name."""
+    own = project_archs() + [n for n in _torchvision_archs() if n not in _REGISTRY]
+    every = available_archs()
+    if len(every) == len(own) or closest(arch, own, n=1) == closest(arch, every, n=1):
+        return own
+    return every
 
 
 def _replace_stem(model: nn.Module, in_channels: int) -> None:
