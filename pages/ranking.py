@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from resque_core import ORDERINGS
+from resque_core import ORDERINGS, CalibrationJob
 from resque_core.cost import CostOptions, CostSettings
 from resque_core.measure import carbon_intensity
 from resque_core.report import charts
@@ -16,6 +16,112 @@ _ORDER_LABELS = {
     "kwh": "predicted kWh",
     "co2": "predicted CO2e",
 }
+
+_CAL_JOBS = "rank_calibration_jobs"
+
+
+def _calibrate_step(plan, ranking, cost) -> None:
+    """Next to the predicted cost: what the predictions rest on (form, n, leave-one-out error,
+    or "uncalibrated"), and a Calibrate step that retrains a few chosen candidates on this
+    model, with progress and cancel; the next ranking predicts from the stored calibration."""
+    info = ranking.get("cost") or {}
+    basis = info.get("calibration") or {}
+    if basis:
+        st.caption(
+            "Predicted figures rest on: "
+            + "; ".join(f"**{widgets.KIND_LABELS.get(k, k)}**: {t}" for k, t in basis.items())
+        )
+    offer = info.get("calibration_offer") or {}
+    if info.get("uncalibrated"):
+        rough = (
+            f" Calibrating would retrain {len(offer['candidates'])} candidates, roughly "
+            f"{offer['estimated_seconds'] / 60:.1f} min ({offer['basis']})."
+            if offer.get("candidates")
+            else ""
+        )
+        st.info(
+            "Uncalibrated on this model: no predicted cost is shown for "
+            + ", ".join(widgets.KIND_LABELS.get(k, k) for k in info["uncalibrated"])
+            + ", only RESQUE."
+            + rough,
+            icon=":material/tune:",
+        )
+    store = st.session_state.setdefault(_CAL_JOBS, {})
+    key = state.plan_key()
+    job = store.get(key)
+    with st.expander(
+        "Calibrate on this model", icon=":material/tune:", expanded=bool(info.get("uncalibrated"))
+    ):
+        st.caption(
+            "Retrains a few candidates chosen to teach the cost model the most per unit of cost "
+            "(spread over each kind's RESQUE range and over shift families, cheap ones first), "
+            "fits the form with the lowest leave-one-out error and stores it for this "
+            "checkpoint and retraining procedure."
+        )
+        c_k, c_min = st.columns(2)
+        k = c_k.number_input("Candidates to retrain", 1, 20, 5, key="rank_cal_k")
+        minutes = c_min.number_input(
+            "Budget, minutes (0 = none)", min_value=0.0, value=0.0, key="rank_cal_minutes"
+        )
+        running = job is not None and job.running
+        if st.button(
+            "Calibrate",
+            key="rank_cal_start",
+            type="primary",
+            icon=":material/model_training:",
+            disabled=running,
+        ):
+            with user_errors("Could not start the calibration"):
+                job = CalibrationJob(
+                    plan,
+                    k=int(k),
+                    budget_seconds=float(minutes) * 60 or None,
+                    config=cost.procedure,
+                    settings=cost.settings,
+                    meter=cost.meter,
+                    store=cached.result_store(),
+                    runs=cached.run_store(),
+                    cache_dir=cached.cache_dir(),
+                ).start()
+                store[key] = job
+        if job is None:
+            return
+
+        @st.fragment(run_every=0.5)
+        def panel() -> None:
+            if job.running:
+                n = max(job.total, 1)
+                head = f"Calibration · candidate {min(job.index + 1, n)} of {n}: {job.current}"
+                if job.current is None:
+                    head = f"Calibration · {job.stage or 'scoring and probing'}"
+                if job.cancelling:
+                    head = "Cancelling… (measurements are kept)"
+                st.progress(min(1.0, len(job.runs) / n), text=head)
+                st.button(
+                    "Cancel",
+                    key="rank_cal_cancel",
+                    icon=":material/stop_circle:",
+                    on_click=job.cancel,
+                    disabled=job.cancelling,
+                )
+                return
+            if job.error:
+                st.error(job.error, icon=":material/error:")
+            elif job.result:
+                r = job.result
+                st.success(
+                    f"Retrained {', '.join(r['retrained']) or 'none'} in "
+                    f"{r['measured'].get('seconds', 0):.0f} s "
+                    f"({r['measured'].get('kwh', 0):.3g} kWh). "
+                    + " ".join(
+                        f"{widgets.KIND_LABELS.get(k, k)}: {t}." for k, t in r["basis"].items()
+                    )
+                    + " Rank again to predict from it.",
+                    icon=":material/task_alt:",
+                )
+
+        panel()
+
 
 st.title("Ranking")
 st.caption(
@@ -112,6 +218,8 @@ if over:
         icon=":material/savings:",
     )
 views.ranking_table(ranking, key="rank_table")
+if cost is not None:
+    _calibrate_step(plan, ranking, cost)
 
 if ranking.get("run_id"):
     st.page_link(

@@ -51,6 +51,7 @@ _EXPORTS = {
         "suggest_candidates",
         "validate_plan",
     ),
+    "calibrating": ("Calibrated", "CalibrationJob", "calibrate", "calibrate_plan"),
     "scoring": (
         "ClassSums",
         "ModelConfig",
@@ -84,6 +85,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "COST_ORDERINGS",
+    "Calibrated",
+    "CalibrationJob",
     "Cancelled",
     "Candidate",
     "CandidateResult",
@@ -110,6 +113,8 @@ __all__ = [
     "ValidationJob",
     "ValidationRun",
     "__version__",
+    "calibrate",
+    "calibrate_plan",
     "check_model_inputs",
     "correlations",
     "export_run",

@@ -44,7 +44,7 @@ from .store.cache import ResultStore
 from .store.runs import RunStore
 from .validation import ValidationJob, ValidationRun, validate_plan
 
-__all__ = ["CHOOSER_RULE", "Calibrated", "CalibrationJob", "calibrate_plan"]
+__all__ = ["CHOOSER_RULE", "Calibrated", "CalibrationJob", "calibrate", "calibrate_plan"]
 
 CHOOSER_RULE = (
     "skip shifts already at the target accuracy (0 epochs, known); share k between kinds by "
@@ -244,6 +244,10 @@ def calibrate_plan(
         calibration_key=validation.calibration_key,
         runs=doc["runs"],
     )
+
+
+calibrate = calibrate_plan
+"""The facade's name for :func:`calibrate_plan`."""
 
 
 def _empty(started: float, *, cancelled: bool) -> Calibrated:

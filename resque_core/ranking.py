@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ._version import __version__
+from .cost.calibration import apply_calibrations, describe
 from .cost.predict import CandidateCost, CostOptions, Prediction, predict_candidates
 from .data.shifts import parse_shift
 from .errors import Cancelled, CheckpointError, ConfigError, ResqueError
@@ -57,6 +58,7 @@ class CandidateResult:
     prediction: Prediction | None = None
     prediction_error: str | None = None
     over_budget: list[str] = field(default_factory=list)
+    uncalibrated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -88,6 +90,8 @@ class CandidateResult:
             out["over_budget"] = self.over_budget
         if self.prediction_error:
             out["prediction_error"] = self.prediction_error
+        if self.uncalibrated:
+            out["uncalibrated"] = True
         return out
 
 
@@ -98,15 +102,15 @@ ORDERINGS: dict[str, tuple[str, Callable[[CandidateResult], tuple]]] = {
     ),
     "epochs": (
         "predicted retraining epochs (cost model), all kinds together",
-        lambda r: (r.prediction is None, r.prediction.epochs if r.prediction else 0.0),
+        lambda r: _cost_key(r, "epochs"),
     ),
     "kwh": (
         "predicted retraining energy in kWh (cost model), all kinds together",
-        lambda r: (r.prediction is None, r.prediction.energy_kwh if r.prediction else 0.0),
+        lambda r: _cost_key(r, "energy_kwh"),
     ),
     "co2": (
         "predicted retraining emissions in kg CO2e (cost model), all kinds together",
-        lambda r: (r.prediction is None, r.prediction.co2_kg if r.prediction else 0.0),
+        lambda r: _cost_key(r, "co2_kg"),
     ),
 }
 COST_ORDERINGS: tuple[str, ...] = ("epochs", "kwh", "co2")
@@ -332,13 +336,23 @@ def rank_plan(
             ordered_by = "resque"
             stopped = f"all {len(results)} scored; {e}; no predicted costs"
         else:
-            results = [_with_cost(r, costs.get(r.candidate.id)) for r in results]
+            ok = [(r.candidate, r.score) for r in results if r.ok]
+            costs, unknown, offer = apply_calibrations(
+                plan, ok, costs, used, scorer=scorer, options=cost, store=store
+            )
+            results = [
+                _with_cost(r, costs.get(r.candidate.id), r.candidate.id in unknown) for r in results
+            ]
             cost_doc = {
                 "intensity": cost.settings.intensity.to_dict(),
                 "level": cost.settings.level,
                 "max_kwh": cost.max_kwh,
                 "max_co2_kg": cost.max_co2_kg,
                 "calibration_basis": {k: c.basis for k, c in used.items()},
+                # what each kind's predictions rest on, or "uncalibrated" (no prior number shown)
+                "calibration": {k: describe(c, cost.settings.level) for k, c in used.items()},
+                "uncalibrated": sorted({c.estimator for c, _ in ok if c.id in unknown}),
+                "calibration_offer": offer,
             }
     ranking = Ranking(
         plan,
@@ -362,8 +376,11 @@ def rank_plan(
     return ranking
 
 
-def _with_cost(result: CandidateResult, cost: CandidateCost | None) -> CandidateResult:
-    """A copy of ``result`` carrying the cost model's answer (None: it was not scored)."""
+def _with_cost(
+    result: CandidateResult, cost: CandidateCost | None, uncalibrated: bool = False
+) -> CandidateResult:
+    """A copy of ``result`` carrying the cost model's answer (None: it was not scored);
+    ``uncalibrated``: its kind has no calibration, so no predicted cost."""
     if cost is None:
         return result
     return replace(
@@ -371,6 +388,7 @@ def _with_cost(result: CandidateResult, cost: CandidateCost | None) -> Candidate
         prediction=cost.prediction,
         prediction_error=cost.error,
         over_budget=list(cost.over_budget),
+        uncalibrated=uncalibrated,
     )
 
 

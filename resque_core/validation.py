@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from .cost import Signals, calibration_rows, candidate_signals, fit_model
 from .cost.predict import (
     MIN_POINTS,
     Calibration,
@@ -87,6 +88,7 @@ class ValidationRun:
     probe: EnergyProbe | None = None
     result: RetrainResult | None = None
     error: str | None = None
+    signals: Signals | None = None
     transfer: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +113,7 @@ class ValidationRun:
             "seconds": r.seconds if r else None,
             "predicted": self.prediction.to_dict() if self.prediction else None,
             "probe": self.probe.to_dict() if self.probe else None,
+            "signals": self.signals.to_dict() if self.signals else None,
             "error": self.error or (r.error if r else None),
             "transfer": dict(self.transfer),
         }
@@ -309,6 +312,7 @@ def recalibrate(
     (plus ``extra`` documents not stored yet), save the fits to ``cache_dir`` and return them;
     a kind with fewer than :data:`MIN_POINTS` usable runs keeps its prior."""
     points: dict[str, list[tuple[float, int]]] = {k: [] for k in ESTIMATOR_KINDS}
+    rows: dict[str, list[dict[str, Any]]] = {k: [] for k in ESTIMATOR_KINDS}
     docs = [*(_safe_load(runs, rid) for rid in runs.list()), *extra]
     ids = []
     for doc in docs:
@@ -319,9 +323,17 @@ def recalibrate(
             ids.append(doc.get("run_id"))
         for kind in points:
             points[kind] += got[kind]
+            rows[kind] += calibration_rows(doc, key)[kind]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     fitted = load_calibrations(cache, key)
     for kind, pts in points.items():
+        source = f"{len(pts)} measured retrains from {len(ids)} validation run(s)"
+        try:
+            # runs that recorded their signals: the form with the best leave-one-out error
+            fitted[kind] = fit_model(kind, rows[kind], source=source)
+            continue
+        except ConfigError:
+            pass
         if len(pts) >= MIN_POINTS and len({p[0] for p in pts}) >= 2:
             x, y = zip(*pts, strict=True)
             fitted[kind] = fit_calibration(
@@ -525,11 +537,13 @@ class _Session:
                 data=data,
                 seconds=self.probe_seconds,
             )
+            run.signals = _signals(self, run, data)
             run.prediction = predict_cost(
                 run.resque,
                 calibration=self.calibrations[c.estimator],
                 probe=run.probe,
                 settings=self.settings,
+                signals=run.signals,
             )
             run.result = retrain(
                 self.scorer.checkpoint().model,
@@ -547,6 +561,23 @@ class _Session:
             run.error = str(e)
             return False
         return run.result.status == "cancelled"
+
+
+def _signals(session: _Session, run: ValidationRun, data: Any) -> Signals | None:
+    """The forward-pass signals the cost model reads (recorded with the run for the refit)."""
+    try:
+        return candidate_signals(
+            session.plan,
+            run.candidate,
+            resque=run.resque,
+            per_class=None,
+            scorer=session.scorer,
+            config=session.config,
+            store=session.store,
+            data=data,
+        )
+    except ResqueError:
+        return None
 
 
 def _unscored(plan: Plan, cid: str, by_id: dict[str, Any]) -> ValidationRun:

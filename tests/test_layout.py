@@ -41,6 +41,7 @@ FLOORS = {
     "cost": 5,
     "ranking": 6,
     "validation": 6,
+    "calibrating": 6,
     "report": 7,
     "cli": 7,
     "__main__": 7,

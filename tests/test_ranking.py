@@ -75,18 +75,62 @@ def test_ranks_within_each_kind_and_failures_last(plan, tmp_path):
     assert doc["candidates"][-1]["status"] == "failed" and doc["cost"] is None
 
 
-def test_cost_orderings_rank_all_kinds_together_with_budgets(plan, tmp_path):
-    ranking = rank_plan(
-        plan, store=ResultStore(tmp_path), ordered_by="kwh", cost=_options(max_kwh=0.0)
+def test_uncalibrated_kinds_show_resque_only_and_calibrated_ones_rank_together(plan, tmp_path):
+    from resque_core.cost import (
+        Signals,
+        calibration_key,
+        fit_calibration,
+        fit_model,
+        save_calibrations,
     )
+
+    options = _options(max_kwh=0.0, cache_dir=str(tmp_path))
+    store = ResultStore(tmp_path / "cache")
+    ranking = rank_plan(plan, store=store, ordered_by="kwh", cost=options)
+    scored = [r for r in ranking.ordered if r.ok]
+    # no calibration on this model: no prior number is shown as a prediction
+    assert all(r.prediction is None and r.uncalibrated and not r.over_budget for r in scored)
+    assert ranking.cost["uncalibrated"] == ["dist", "task"]
+    assert ranking.cost["calibration"] == {"dist": "uncalibrated", "task": "uncalibrated"}
+    assert ranking.cost["calibration_offer"]["candidates"]
+    docs = [c for c in ranking.to_dict()["candidates"] if c["status"] == "ok"]
+    assert all(c["uncalibrated"] and "predicted" not in c for c in docs)
+    # uncalibrated candidates keep the RESQUE order within each kind
+    shifts = [r.score.value for r in scored if r.candidate.estimator == "dist"]
+    assert shifts == sorted(shifts)
+
+    # with a calibration of each kind: predictions, one rank sequence by kWh, budgets checked
+    def run(cid, resque, epochs, start):
+        sig = Signals(resque, "gaussian_noise", 0.0, start, 0.9, True)
+        return {
+            "candidate_id": cid,
+            "resque": resque,
+            "epochs": epochs,
+            "energy_kwh": None,
+            "probe": None,
+            "signals": sig.to_dict(),
+        }
+
+    dist = fit_model("dist", [run("a", 0.1, 2, 0.5), run("b", 0.2, 4, 0.4), run("c", 0.3, 6, 0.2)])
+    task = fit_calibration([0.1, 0.3, 0.5], [1, 2, 4], kind="task")
+    sha = Scorer(plan.resolved_model(), plan.run).checkpoint_sha256()
+    save_calibrations(
+        tmp_path, calibration_key(sha, options.procedure.procedure()), {"dist": dist, "task": task}
+    )
+    ranking = rank_plan(plan, store=store, ordered_by="kwh", cost=options)
     scored = [r for r in ranking.ordered if r.ok]
     assert [r.rank for r in scored] == [1, 2, 3, 4]
     kwh = [r.prediction.energy_kwh for r in scored]
-    assert kwh == sorted(kwh) and all(k > 0 for k in kwh)
-    assert all(r.over_budget == [f"{r.prediction.energy_kwh:.3g} kWh > 0 kWh"] for r in scored)
-    assert ranking.over_budget == scored
-    assert ranking.cost["calibration_basis"] == {"dist": "prior", "task": "prior"}
-    assert ranking.cost["max_kwh"] == 0.0
+    assert kwh == sorted(kwh) and not any(r.uncalibrated for r in scored)
+    assert all(
+        r.over_budget == [f"{r.prediction.energy_kwh:.3g} kWh > 0 kWh"]
+        for r in scored
+        if r.prediction.energy_kwh > 0
+    )
+    assert ranking.cost["calibration_basis"] == {"dist": "calibrated", "task": "calibrated"}
+    assert "linear fit on 3 retrains" in ranking.cost["calibration"]["task"]
+    assert "fit on 3 retrains, LOO MAE" in ranking.cost["calibration"]["dist"]
+    assert ranking.cost["uncalibrated"] == [] and ranking.cost["max_kwh"] == 0.0
 
 
 def test_the_cost_model_answers_without_touching_the_results(plan, tmp_path):

@@ -17,7 +17,7 @@ from .._version import __version__
 from ..errors import ResqueError
 
 # Each command module registers its subcommand when imported.
-from . import layers, rank, report, score, validate  # noqa: F401
+from . import calibrate, layers, rank, report, score, validate  # noqa: F401
 from ._registry import _COMMANDS, _Parser
 
 __all__ = ["build_parser", "main", "main_entry"]

@@ -59,6 +59,9 @@ from ..retrain import (
     workload_of,
 )
 from ..store.cache import canonical_key, default_cache_dir
+from .conformal import conformal_band
+from .forms import predict_form
+from .signals import Signals
 
 if TYPE_CHECKING:
     from ..plans import Candidate, Plan
@@ -115,9 +118,19 @@ class Calibration:
     loo_rmse: float | None = None
     pearson_r: float | None = None
     source: str = ""
+    form: str = "linear"
+    model: dict[str, Any] | None = None
+    baseline_loo_mae: float | None = None
 
-    def mean(self, resque: float) -> float:
-        """Point prediction of epochs (not clipped)."""
+    def mean(self, resque: float, signals: Signals | None = None) -> float:
+        """Point prediction of epochs (not clipped for the linear map). A calibration chosen
+        among forms (``model`` set, :mod:`resque_core.cost.calibration`) reads ``signals``;
+        a candidate already at its target needs 0."""
+        if self.model is not None:
+            sig = signals if signals is not None else Signals(resque=resque)
+            if sig.at_target:
+                return 0.0
+            return predict_form(self.form, self.model["params"], sig)
         return self.intercept + self.slope * resque
 
     def prediction_sd(self, resque: float) -> float:
@@ -127,8 +140,17 @@ class Calibration:
         lever = 1 / self.n + (resque - self.x_mean) ** 2 / self.sxx
         return self.residual_sd * math.sqrt(1 + lever)
 
-    def interval(self, resque: float, level: float = LEVEL) -> tuple[float, float]:
-        """Central ``level`` prediction interval of epochs, clipped at 0."""
+    def interval(
+        self, resque: float, level: float = LEVEL, signals: Signals | None = None
+    ) -> tuple[float, float]:
+        """Central ``level`` prediction interval of epochs, clipped at 0 (for a chosen form:
+        the LOO-residual band of :mod:`resque_core.cost.conformal`)."""
+        if self.model is not None:
+            if signals is not None and signals.at_target:
+                return 0.0, 0.0
+            mid = self.mean(resque, signals)
+            half = conformal_band(self.model["loo_residuals"], level)["half_width"]
+            return max(0.0, mid - half), max(0.0, mid + half)
         half = stats.t.ppf(0.5 + level / 2, self.dof) * self.prediction_sd(resque)
         mid = self.mean(resque)
         return max(0.0, mid - half), max(0.0, mid + half)
@@ -250,9 +272,23 @@ def _read(cache_dir: str | os.PathLike) -> dict[str, Any]:
     return doc
 
 
+_SHIPPED = Path(__file__).resolve().parent.parent / "demo" / CALIBRATION_FILE
+
+
+def _shipped_entry(key: str) -> dict[str, Any]:
+    """The package's own calibration for ``key`` (the demo model, measured with the default
+    procedure; ``resque_core/demo/calibrations.json``), else none."""
+    try:
+        doc = json.loads(_SHIPPED.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return doc.get("entries", {}).get(key, {})
+
+
 def load_calibrations(cache_dir: str | os.PathLike, key: str) -> dict[str, Calibration]:
-    """The stored calibrations for ``key``, with :data:`PRIORS` for kinds that have none."""
-    entry = _read(cache_dir)["entries"].get(key, {})
+    """The stored calibrations for ``key`` (else the package's shipped one for the demo model),
+    with :data:`PRIORS` for kinds that have none."""
+    entry = _read(cache_dir)["entries"].get(key) or _shipped_entry(key)
     out = dict(PRIORS)
     for kind in ESTIMATOR_KINDS:
         if kind in entry:
@@ -328,9 +364,17 @@ class Prediction:
 
 
 def predict_cost(
-    resque: float, *, calibration: Calibration, probe: EnergyProbe, settings: CostSettings
+    resque: float,
+    *,
+    calibration: Calibration,
+    probe: EnergyProbe,
+    settings: CostSettings,
+    signals: Signals | None = None,
 ) -> Prediction:
-    """Predicted epochs, kWh and kg CO2e for a candidate with this RESQUE value."""
+    """Predicted epochs, kWh and kg CO2e for a candidate with this RESQUE value (and, for a
+    calibration chosen among forms, these forward-pass ``signals``)."""
+    if calibration.model is not None:
+        return _banded(resque, calibration, probe, settings, signals)
     rng = np.random.default_rng(settings.seed)
     n = settings.draws
     intensity = settings.intensity
@@ -367,6 +411,54 @@ def predict_cost(
         level=settings.level,
         basis=calibration.basis,
         kwh_per_epoch=probe.kwh_per_epoch,
+        energy_method=probe.method,
+        energy_basis=probe.basis,
+        calibration=calibration.to_dict(),
+        intensity=intensity.to_dict(),
+        probe=probe.to_dict(),
+    )
+
+
+def _banded(
+    resque: float,
+    calibration: Calibration,
+    probe: EnergyProbe,
+    settings: CostSettings,
+    signals: Signals | None,
+) -> Prediction:
+    """A chosen form's prediction: epochs +/- the LOO-residual band; kWh = epochs x the probe's
+    kWh per epoch x the measured/probe ratio of the calibration runs (its lowest and highest
+    ratio bound the band; without measured ratios the probe's spread, z at ``level``); CO2 =
+    kWh x intensity, the intensity's uncertainty widening the band the same way."""
+    level, intensity = settings.level, settings.intensity
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    epochs = max(0.0, calibration.mean(resque, signals))
+    e_lo, e_hi = calibration.interval(resque, level, signals)
+    per = probe.kwh_per_epoch
+    ratio = (calibration.model or {}).get("energy_ratio")
+    if ratio:
+        mid, low, high = ratio["median"], ratio["low"], ratio["high"]
+    else:
+        cv = units.joules_to_kwh(probe.joules_per_epoch_sd) / per if per > 0 else 0.0
+        mid, low, high = 1.0, max(0.0, 1 - z * cv), 1 + z * cv
+    kwh = epochs * per * mid
+    kwh_band = (e_lo * per * low, e_hi * per * high)
+    rel = z * intensity.relative_uncertainty
+    co2_band = (
+        emissions_kg(kwh_band[0], intensity) * max(0.0, 1 - rel),
+        emissions_kg(kwh_band[1], intensity) * (1 + rel),
+    )
+    return Prediction(
+        resque=float(resque),
+        epochs=epochs,
+        epochs_interval=(e_lo, e_hi),
+        energy_kwh=kwh,
+        energy_kwh_interval=kwh_band,
+        co2_kg=emissions_kg(kwh, intensity),
+        co2_kg_interval=co2_band,
+        level=level,
+        basis=calibration.basis,
+        kwh_per_epoch=per * mid,
         energy_method=probe.method,
         energy_basis=probe.basis,
         calibration=calibration.to_dict(),

@@ -104,9 +104,12 @@ def _calibration_notes(doc: Mapping[str, Any], kinds: Sequence[str]) -> list[str
         if k not in priors:
             cal = cals[k]
             loo = f", leave-one-out error {cal['loo_mae']:.2f} epochs" if cal.get("loo_mae") else ""
+            if cal.get("baseline_loo_mae") is not None:
+                loo += f" (the mean of the runs: {cal['baseline_loo_mae']:.2f})"
+            form = f" ({cal['form']} form)" if cal.get("model") else ""
             notes.append(
-                f"epochs for {ESTIMATOR_INDEX[k]} come from a calibration on {cal['n']} local "
-                f"retrains{loo}"
+                f"epochs for {ESTIMATOR_INDEX[k]} come from a calibration{form} on {cal['n']} "
+                f"local retrains{loo}"
             )
     return notes
 

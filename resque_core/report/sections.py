@@ -41,6 +41,33 @@ _HEATMAP_CAPTIONS = {
 }
 
 
+def _calibration_basis(doc: Mapping[str, Any]) -> list[_Block]:
+    """What the predicted figures rest on per kind (form, n, leave-one-out error), and for an
+    uncalibrated kind the offer to calibrate with its rough cost."""
+    cost = doc.get("cost") or {}
+    basis = cost.get("calibration")
+    if not basis:
+        return []
+    parts = [f"{ESTIMATOR_INDEX.get(k, k)}: {text}" for k, text in basis.items()]
+    out: list[_Block] = [_p("Predicted figures rest on: " + "; ".join(parts) + ".")]
+    if cost.get("uncalibrated"):
+        kinds = " and ".join(ESTIMATOR_INDEX.get(k, k) for k in cost["uncalibrated"])
+        text = (
+            f"{kinds}: uncalibrated on this model, so no predicted cost is shown for those "
+            "candidates, only RESQUE."
+        )
+        offer = cost.get("calibration_offer") or {}
+        if offer.get("candidates"):
+            text += (
+                f" Calibrating (resque calibrate) would retrain {len(offer['candidates'])} "
+                f"candidates ({', '.join(offer['candidates'])}): roughly "
+                f"{offer['estimated_seconds'] / 60:.1f} min and {offer['estimated_kwh']:.2g} kWh "
+                f"({offer['basis']})."
+            )
+        out.append(_p(text))
+    return out
+
+
 def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
     from . import charts as charts
 
@@ -52,7 +79,9 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
     rows = []
     for c in scored:
         row = [c.get("rank"), ESTIMATOR_WORDS[c["kind"]], c["label"], c["id"], f"{c['resque']:.4f}"]
-        if with_cost:
+        if with_cost and c.get("uncalibrated"):
+            row += ["uncalibrated"] * 3 + ["—"]
+        elif with_cost:
             p = c.get("predicted")
             row += [
                 _with_interval(p, "epochs", ".1f"),
@@ -71,6 +100,7 @@ def _ranking_section(doc: Mapping[str, Any]) -> list[_Block]:
     if rows:
         blocks.append(_table(columns, rows))
     blocks += _transfer_table(scored)
+    blocks += _calibration_basis(doc)
     failed = docs.failed(doc)
     trouble = [
         f"{c['label']} ({c['id']}): cost prediction failed: {c['prediction_error']}"
@@ -312,7 +342,10 @@ def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
         (
             ESTIMATOR_INDEX[kind],
             c["basis"],
-            f"{c['intercept']:.2f} + {c['slope']:.2f} x RESQUE",
+            f"{c['form']} (chosen by leave-one-out error; the mean of the runs: "
+            f"{_g(c.get('baseline_loo_mae'), '.2f')})"
+            if c.get("model")
+            else f"{c['intercept']:.2f} + {c['slope']:.2f} x RESQUE",
             c["n"],
             _g(c.get("loo_mae"), ".2f"),
             c.get("source", ""),
@@ -464,7 +497,13 @@ def _energy_section(doc: Mapping[str, Any]) -> list[_Block]:
                 "Epochs: "
                 + "; ".join(
                     f"{ESTIMATOR_INDEX.get(k, k)} from "
-                    + ("the documented prior" if b == "prior" else "a local calibration")
+                    + (
+                        "no calibration (uncalibrated: not predicted)"
+                        if k in (doc.get("cost") or {}).get("uncalibrated", ())
+                        else "the documented prior"
+                        if b == "prior"
+                        else "a local calibration"
+                    )
                     for k, b in basis.items()
                 )
                 + "."
