@@ -66,3 +66,42 @@ def test_cache_keys_gain_the_mode_only_outside_the_default():
     assert RunConfig(max_task_samples=None).task_sample_cap is None
     assert RunConfig(compat="reference", max_task_samples=100).task_sample_cap is None
     assert RunConfig().task_sample_cap == 5000
+
+
+def test_score_command_takes_the_mode_and_a_raw_parameter(capsys):
+    import json
+
+    from resque_core.cli import main
+    from resque_core.plans import DEMO_DIR
+
+    base = [
+        "score",
+        "--checkpoint",
+        str(DEMO_DIR / "digits_small_cnn.pt"),
+        "--arch",
+        "small_cnn",
+        "--in-channels",
+        "1",
+        "--data",
+        "builtin:digits",
+        "--shift",
+        "gaussian_noise@0.04",
+        "--samples-per-class",
+        "40",
+        "--device",
+        "cpu",
+        "--no-cache",
+        "--json",
+    ]
+    values = {}
+    for mode in ("project", "reference"):
+        assert main([*base, "--compat", mode]) == 0
+        values[mode] = json.loads(capsys.readouterr().out)["value"]
+    assert values["reference"] > 5 * values["project"]
+    with pytest.raises(SystemExit) as bad:
+        main([*base, "--compat", "paper"])
+    assert bad.value.code == 2
+    with pytest.raises(SystemExit) as bad:
+        main([*base, "--max-task-samples", "lots"])
+    assert bad.value.code == 2
+    assert "expected a whole number or 'all'" in capsys.readouterr().err
