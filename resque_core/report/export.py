@@ -31,6 +31,7 @@ from .._util import regular_file
 from ..errors import ConfigError
 from ..store.documents import RunDoc, check_run
 from ..store.runs import RunStore
+from ..store.workspaces import without_upload_folders
 from .html import _html
 from .pdf import _pdf
 from .text import _csv, _markdown
@@ -141,6 +142,7 @@ def import_run(
 # ----------------------------------------------------------------------------- entry points
 def _render(doc: RunDoc, fmt: str) -> tuple[bytes, str | None]:
     """``doc`` (already checked) in format ``fmt`` (a known one), and the PDF's note."""
+    doc = without_upload_folders(doc)  # uploads by their names, never the server's folders
     if fmt == "pdf":
         return _pdf(doc)
     if fmt == "json":

@@ -28,12 +28,29 @@ from typing import Any
 from ..errors import ConfigError
 from .cache import default_cache_dir
 
-__all__ = ["Upload", "WorkspaceStore", "new_workspace_id"]
+__all__ = ["Upload", "WorkspaceStore", "new_workspace_id", "without_upload_folders"]
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DOC = "workspace.json"
 _MISSING = "no such workspace (it was deleted, or the link is incomplete)"
+
+
+# Where any workspace keeps an upload, whatever the cache folder: what a shared document hides.
+_ANY_UPLOAD_FOLDER = re.compile(r"[^\s'\"]*/workspaces/[A-Za-z0-9_-]{22}/uploads/[0-9a-f]{16}/")
+
+
+def without_upload_folders(value: Any) -> Any:
+    """``value`` (a document: dicts, lists, strings) with every upload path reduced to the
+    file's name: a shared report or export never names the server's folders or a workspace id
+    (which would open that workspace)."""
+    if isinstance(value, str):
+        return _ANY_UPLOAD_FOLDER.sub("", value)
+    if isinstance(value, dict):
+        return {k: without_upload_folders(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_upload_folders(v) for v in value]
+    return value
 
 
 def new_workspace_id() -> str:

@@ -17,7 +17,7 @@ from resque_core.store.roots import (
     server_settings,
 )
 from resque_core.store.runs import RunStore
-from resque_core.store.workspaces import WorkspaceStore
+from resque_core.store.workspaces import WorkspaceStore, without_upload_folders
 
 
 def test_a_workspace_keeps_its_plan_and_uploads_until_deleted(tmp_path):
@@ -120,3 +120,16 @@ def test_workspaces_not_updated_for_long_are_expired(tmp_path):
     (store.directory / old / "workspace.json").write_text(json.dumps(doc), encoding="utf-8")
     assert store.expire(30) == [old]
     assert [w["id"] for w in store.list()] == [recent]
+
+
+def test_shared_documents_name_uploads_without_their_folders(tmp_path):
+    store = WorkspaceStore(tmp_path)
+    ws = store.create()
+    path = store.add_upload(ws, "net.pt", b"w")
+    doc = {"plan": {"model": {"checkpoint": str(path)}}, "errors": [f"bad file '{path}'"], "n": 1}
+    assert without_upload_folders(doc) == {
+        "plan": {"model": {"checkpoint": "net.pt"}},
+        "errors": ["bad file 'net.pt'"],
+        "n": 1,
+    }
+    assert ws not in json.dumps(without_upload_folders(doc))
