@@ -268,9 +268,12 @@ statuses = col_status.multiselect(
     help="partly: some candidates failed; failed: none was scored (or retrained).",
 )
 shown = [r for r in rows if _matches(r, words, statuses)]
-st.dataframe(shown, hide_index=True, key="hist_table")
-if len(shown) < len(rows):
-    st.caption(f"{len(shown)} of {len(rows)} runs match.")
+if shown:
+    st.dataframe(shown, hide_index=True, key="hist_table")
+    if len(shown) < len(rows):
+        st.caption(f"{len(shown)} of {len(rows)} runs match.")
+else:
+    st.info("No stored run matches the search and the status filter.", icon=":material/info:")
 ids = [i for i in ids if i == wanted or any(r["run"] == i for r in shown)]
 
 with st.expander("Compare two runs side by side", icon=":material/compare:"):

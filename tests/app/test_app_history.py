@@ -18,6 +18,7 @@ from resque_core.retrain import RetrainConfig
 from resque_core.store.cache import ResultStore
 from resque_core.store.documents import check_run
 from resque_core.store.runs import RunStore
+from resque_core.store.workspaces import WorkspaceStore
 from resque_core.validation import validate_plan
 
 CANDIDATES = [
@@ -219,3 +220,66 @@ def test_document_text_is_shown_as_text_not_markdown():
     assert at.warning[0].value.startswith(f"Not scored: **{escaped}** — ")
     shown = [e.value for e in (*at.markdown, *at.caption, *at.warning, *at.subheader)]
     assert not [text for text in shown if image in text]
+
+
+def _second_ranking(digits_checkpoint) -> str:
+    """Another stored ranking (one shift only, another name): the second run to compare."""
+    cache = os.environ["RESQUE_CACHE_DIR"]
+    doc = tiny_plan(digits_checkpoint, "builtin:digits", candidates=CANDIDATES[:1])
+    doc["name"] = "other comparison"
+    plan = plan_from_dict(doc)
+    return rank_plan(plan, store=ResultStore(cache), runs=RunStore(cache)).run_id
+
+
+def test_search_and_status_filter_the_list(stored, digits_checkpoint):
+    ranking, validation = stored
+    other = _second_ranking(digits_checkpoint)
+    at = _history()
+    at.text_input(key="hist_search").set_value("other").run()
+    no_problems(at)
+    assert list(table(at, "outcome")["run"]) == [other]
+    assert at.selectbox(key="hist_run").options == [f"{other} · ranking · other comparison"]
+    at.text_input(key="hist_search").set_value(Path(digits_checkpoint).name).run()
+    assert set(table(at, "outcome")["run"]) == {ranking.run_id, validation.run_id, other}
+    at.text_input(key="hist_search").set_value("").run()
+    at.multiselect(key="hist_status").set_value(["ok"]).run()
+    no_problems(at)
+    assert set(table(at, "outcome")["status"]) == {"ok"}
+    at.multiselect(key="hist_status").set_value(["failed", "cancelled"]).run()
+    no_problems(at)  # every stored run scored all its candidates: none is listed
+    assert at.info[0].value == "No stored run matches the search and the status filter."
+    assert at.selectbox(key="hist_run").options == []
+
+
+def test_compare_two_runs_side_by_side(stored, digits_checkpoint):
+    ranking, _ = stored
+    other = _second_ranking(digits_checkpoint)
+    at = _history()
+    at.multiselect(key="hist_compare").set_value([ranking.run_id, other]).run()
+    no_problems(at)
+    rows = table(at, f"RESQUE · {other}").set_index("id")
+    expected = {c["id"]: c["resque"] for c in ranking.to_dict()["candidates"]}
+    assert rows[f"RESQUE · {ranking.run_id}"].to_dict() == pytest.approx(expected)
+    # the same candidate, the same cached score, in both runs; the others only in the first
+    assert rows.loc["noise-1", f"RESQUE · {other}"] == pytest.approx(expected["noise-1"])
+    assert rows[f"RESQUE · {other}"].isna().sum() == 2
+
+
+def test_delete_a_run_and_continue_from_another(stored):
+    ranking, validation = stored
+    at = _history(ranking.run_id)
+    at.button(key="hist_delete").click().run()
+    no_problems(at)
+    assert RunStore(os.environ["RESQUE_CACHE_DIR"]).list() == [validation.run_id]
+    assert at.success[0].value == f"Deleted run {ranking.run_id}."
+    assert list(table(at, "outcome")["run"]) == [validation.run_id]
+    at.selectbox(key="hist_run").set_value(validation.run_id).run()
+    at.button(key="hist_continue").click().run()
+    no_problems(at)
+    assert at.title[0].value == "Candidates"
+    plan = at.session_state["plan"]
+    assert plan["candidates"] == validation.to_dict()["plan"]["candidates"]
+    assert at.session_state["plan_trusted"] is False
+    ws = at.session_state["workspace_id"]  # kept in this session's workspace, on the server
+    stored = WorkspaceStore(os.environ["RESQUE_CACHE_DIR"]).load(ws)["plan"]
+    assert stored["candidates"] == plan["candidates"]
