@@ -171,7 +171,8 @@ with st.expander(
         "rank", c_meter, c_country, c_pue, disabled=not cost_on
     )
     max_kwh = c_kwh.number_input(
-        "Budget, kWh (0 = none)",
+        "kWh budget",
+        help="Flag candidates predicted above it; 0 = no budget.",
         min_value=0.0,
         value=0.0,
         format="%g",
@@ -179,7 +180,8 @@ with st.expander(
         disabled=not cost_on,
     )
     max_g = c_co2.number_input(
-        "Budget, g CO2e (0 = none)",
+        "g CO2e budget",
+        help="Flag candidates predicted above it; 0 = no budget.",
         min_value=0.0,
         value=0.0,
         format="%g",
