@@ -147,8 +147,9 @@ def test_cancel_stops_running_and_queued_items_and_keeps_finished_ones(by_value,
         )
     assert [o.value for o in done] == ["FAST"]
     started = {p.name.split("-")[1] for p in tmp_path.iterdir() if p.name.startswith("start-")}
-    # two workers: "fast" and the first slow one started, at most one more; the rest never ran
-    assert "fast" in started and 2 <= len(started) <= 3
+    # two workers: "fast", the slow one beside it (if it got far enough to record its start
+    # before it was stopped) and at most one more; the rest never ran
+    assert "fast" in started and len(started) <= 3
     time.sleep(2.0)  # a unit left running would finish and record nothing new, but be visible
     later = {p.name.split("-")[1] for p in tmp_path.iterdir() if p.name.startswith("start-")}
     assert later == started
