@@ -5,6 +5,7 @@ import json
 from apptools import finish_jobs, no_problems, open_app, tiny_plan
 
 from resque_core.plans import DEMO_PLAN, load_plan
+from ui.views import md_text
 
 
 def _chart_bars(at) -> list[str]:
@@ -17,7 +18,7 @@ def _chart_bars(at) -> list[str]:
 def test_opens_on_the_demo_and_starts_ranking_it_without_a_click():
     at = open_app().run()
     assert not at.exception
-    assert at.subheader[0].value == load_plan(DEMO_PLAN).name
+    assert at.subheader[0].value == md_text(load_plan(DEMO_PLAN).name)  # shown as text
     (job,) = at.session_state["rank_jobs"].values()
     try:
         if job.running:  # first start: progress with a Cancel button while it computes
