@@ -112,6 +112,7 @@ if st.button(
             store=cached.result_store(),
             runs=cached.run_store(),
             cache_dir=cached.cache_dir(),
+            executor=state.executor(),
         ).start()
         job_store[plan_key] = job
         running = True

@@ -181,13 +181,20 @@ def _duration(seconds: float) -> str:
 
 
 def _work(
-    job: RankJob, plan: Plan, store: Any, runs: Any, cost: CostOptions | None, ordered_by: str
+    job: RankJob,
+    plan: Plan,
+    store: Any,
+    runs: Any,
+    cost: CostOptions | None,
+    ordered_by: str,
+    executor: Any,
 ) -> None:
     try:
         ranking = rank_plan(
             plan,
             store=store,
             runs=runs,
+            executor=executor,
             progress=job._progress,
             on_candidate=job._candidate,
             cancel=job.cancel.is_set,
@@ -242,6 +249,7 @@ def start(
     """
     jobs = _jobs()
     store, runs = cached.result_store(), cached.run_store()
+    executor = state.executor()  # read here: the worker thread has no session state
     job = RankJob(plan_key=plan_key, titles=[c.title for c in plan.candidates])
     jobs.pop(plan_key, None)
     jobs[plan_key] = job
@@ -249,7 +257,7 @@ def start(
         forget(old)
     threading.Thread(
         target=_work,
-        args=(job, plan, store, runs, cost, ordered_by),
+        args=(job, plan, store, runs, cost, ordered_by, executor),
         name=f"resque-rank-{plan_key}",
         daemon=True,
     ).start()
