@@ -268,3 +268,12 @@ def test_the_facade_resolves_every_name_it_exports():
 
     assert [n for n in resque_core.__all__ if not hasattr(resque_core, n)] == []
     assert set(dir(resque_core)) >= set(resque_core.__all__)
+
+
+def test_no_engine_file_is_over_600_lines():
+    long = {
+        name: n
+        for name, path in engine_modules().items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 600
+    }
+    assert long == {}, f"split these by job: {long}"
