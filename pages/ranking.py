@@ -216,7 +216,9 @@ over = [c for c in candidates if c.get("over_budget")]
 if over:
     st.warning(
         "Predicted over budget: "
-        + "; ".join(f"**{c['label']}** ({', '.join(c['over_budget'])})" for c in over),
+        + "; ".join(
+            f"**{views.md_text(c['label'])}** ({', '.join(c['over_budget'])})" for c in over
+        ),
         icon=":material/savings:",
     )
 views.ranking_table(ranking, key="rank_table")

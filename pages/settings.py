@@ -195,6 +195,13 @@ with st.container(border=True):
 
 
 # ------------------------------------------------------------------ server: data roots, uploads
+def _loopback_only() -> bool:
+    """Whether only this machine can reach the server (it binds a loopback address), so the
+    person in the browser is the person who started it."""
+    address = st.get_option("server.address") or ""
+    return address in ("127.0.0.1", "localhost", "::1")
+
+
 def _save_server_settings() -> None:
     from dataclasses import replace
 
@@ -249,6 +256,14 @@ with st.container(border=True):
         if server.fixed:
             st.info(
                 "The data roots are fixed by RESQUE_DATA_ROOTS when the server starts.",
+                icon=":material/lock:",
+            )
+        elif not _loopback_only():
+            # A server others can reach: widening what it may read is for whoever starts it.
+            st.info(
+                "This server listens beyond this machine, so its data roots and caps are set "
+                "where it starts: RESQUE_DATA_ROOTS (folders separated by ':') or the "
+                "server.json file in the cache folder.",
                 icon=":material/lock:",
             )
         else:
