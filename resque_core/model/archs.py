@@ -115,7 +115,11 @@ def build_model(arch: str, *, num_classes: int, in_channels: int = 3) -> nn.Modu
         return timm.create_model(
             timm_name, pretrained=False, num_classes=num_classes, in_chans=in_channels
         )
-    raise ConfigError(unknown_name_message("architecture", arch, _suggestions(arch)))
+    suggested, every = _suggestions(arch), available_archs()
+    message = unknown_name_message("architecture", arch, suggested)
+    if len(suggested) > 30 and len(suggested) < len(every):  # count every accepted name
+        message = message.replace(f"({len(suggested)} available)", f"({len(every)} available)")
+    raise ConfigError(message)
 
 
 def _suggestions(arch: str) -> list[str]:

@@ -502,13 +502,17 @@ class Scorer:
             outputs=_needs_outputs(missing),
             compat=run.compat,
         )
+        value = None  # RESQUE first: its own checks (e.g. two classes) speak before the scores'
+        if hit is None:
+            value = resque_task_variants(
+                emb.pooled, emb.labels, flattened=emb.flattened, seed=run.seed
+            )
         if missing:  # the same pass's embeddings (and outputs) give the transferability scores
             known = {**known, **self._transfer_compute(tkeys, missing, emb)}
-        if hit is not None:  # RESQUE was stored; only the transferability scores were missing
+        if value is None:  # RESQUE was stored; only the transferability scores were missing
             hit.transfer = known
             hit.seconds = time.perf_counter() - started
             return hit
-        value = resque_task_variants(emb.pooled, emb.labels, flattened=emb.flattened, seed=run.seed)
         done = time.perf_counter()
         elapsed = done - computing
         score = Score(

@@ -8,7 +8,7 @@ from apptools import no_problems, open_app, table, tiny_plan
 from fixtures.hostile import aoti_archive, compiler, payload_library, tiny_export
 
 from resque_core.store import NOT_ALLOWED
-from ui.views import md_text
+from ui.views import md_text, ui_words
 
 
 def _checkpoint_page(plan):
@@ -102,7 +102,8 @@ def test_bad_mean_is_an_error(digits_checkpoint, digits_npz):
     at.button(key="ckpt_apply").click().run()
     assert not at.exception
     assert at.error[0].value == (
-        "Could not use this checkpoint: mean must be one number or comma-separated numbers "
+        "Could not use this checkpoint: Normalisation mean must be one number or comma-separated "
+        "numbers "
         "(e.g. 0.5 or 0.229,0.224,0.225), got 'half'"
     )
 
@@ -113,7 +114,7 @@ def test_zero_std_is_an_error_not_a_division_by_zero(digits_checkpoint, digits_n
     at.text_input(key="ckpt_std").set_value("0").run()
     at.button(key="ckpt_apply").click().run()
     assert not at.exception
-    assert at.error[0].value.startswith("Could not use this checkpoint: std ")
+    assert at.error[0].value.startswith("Could not use this checkpoint: Normalisation std ")
     assert "0" in at.error[0].value
     assert at.session_state["plan"]["model"].get("std") in (None, [0.5])
 
@@ -153,7 +154,7 @@ def test_aotinductor_archive_on_the_server_is_refused_and_runs_nothing_even_if_t
     at.button(key="ckpt_apply").click().run()
     assert not at.exception
     assert [e.value for e in at.error] == [
-        f"Could not use this checkpoint: {md_text(f'checkpoint {evil} {NATIVE}')}"
+        f"Could not use this checkpoint: {md_text(ui_words(f'checkpoint {evil} {NATIVE}'))}"
     ]
     assert at.session_state["plan"]["model"]["checkpoint"] == digits_checkpoint
     assert not marker.exists()
@@ -170,5 +171,5 @@ def test_uploaded_aotinductor_archive_is_refused_and_runs_nothing(aoti, digits_c
     assert not at.exception
     (error,) = at.error
     assert error.value.startswith("Could not use this checkpoint: checkpoint ")
-    assert error.value.endswith(md_text(f"weights.pt {NATIVE}"))
+    assert error.value.endswith(md_text(ui_words(f"weights.pt {NATIVE}")))
     assert not marker.exists()

@@ -106,7 +106,25 @@ def test_layer_sweep_of_one_candidate(digits_checkpoint, digits_npz):
     assert line["y"][1] == pytest.approx(conv3)  # the ranking's own (default) layer
 
 
+def _store_calibration(checkpoint: str) -> None:
+    """A calibration of each kind for ``checkpoint`` and the page's default procedure, as
+    ``validate``/``calibrate`` would store it (predictions appear only for calibrated kinds)."""
+    import os
+
+    from resque_core._util import sha256_file
+    from resque_core.cost import calibration_key, fit_calibration, save_calibrations
+    from resque_core.retrain import RetrainConfig
+
+    cals = {
+        "dist": fit_calibration([0.05, 0.2, 0.4], [1, 3, 6], kind="dist"),
+        "task": fit_calibration([0.1, 0.3, 0.5], [1, 2, 4], kind="task"),
+    }
+    key = calibration_key(sha256_file(checkpoint), RetrainConfig(seed=0).procedure())
+    save_calibrations(os.environ["RESQUE_CACHE_DIR"], key, cals)
+
+
 def test_cost_prediction_orders_by_kwh_and_flags_budgets(digits_checkpoint, digits_npz):
+    _store_calibration(digits_checkpoint)
     at = _ranking_page(tiny_plan(digits_checkpoint, digits_npz))
     at.toggle(key="rank_cost_on").set_value(True).run()
     at.selectbox(key="rank_meter").set_value("replay")
