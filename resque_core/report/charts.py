@@ -12,7 +12,8 @@ RESQUE_dist and RESQUE_task are on different scales, so no figure puts both on o
 
 Plotly reads text in figures as a subset of HTML (links included), so every user-given string
 (candidate labels and ids, class names, shift names, layer names, titles) goes through
-:func:`_text` here, and only here: callers (the report, the app's views) pass raw text.
+:func:`~resque_core.report._figure_style._text`, and only there: callers (the report, the app's
+views) pass raw text.
 """
 
 from __future__ import annotations
