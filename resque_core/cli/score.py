@@ -33,9 +33,7 @@ def _score_options(p: argparse.ArgumentParser) -> None:
         help="source data SPEC: path (folder, .zip, .npz), builtin:NAME, torchvision:NAME:ROOT",
     )
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument(
-        "--shift", help="synthetic shift NAME:SEVERITY or NAME@VALUE (RESQUE_dist)"
-    )
+    target.add_argument("--shift", help="synthetic shift NAME:SEVERITY or NAME@VALUE (RESQUE_dist)")
     target.add_argument("--shifted-data", help="real shifted data SPEC (RESQUE_dist)")
     target.add_argument("--task-data", help="labelled data SPEC of a new task (RESQUE_task)")
     p.add_argument("--layer", help="layer name (see the layers command; default per estimator)")

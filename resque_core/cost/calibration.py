@@ -65,9 +65,9 @@ def calibration_rows(doc: dict[str, Any], key: str) -> dict[str, list[dict[str, 
         return rows
     for r in doc.get("runs", []):
         usable = r.get("status") == "completed" and not r.get("censored")
-        if usable and r.get("resque") is not None and r.get("epochs") is not None:
-            if r.get("signals") and r.get("kind") in rows:
-                rows[r["kind"]].append(r)
+        measured = r.get("resque") is not None and r.get("epochs") is not None
+        if usable and measured and r.get("signals") and r.get("kind") in rows:
+            rows[r["kind"]].append(r)
     return rows
 
 

@@ -105,9 +105,7 @@ def _lazy_files(
 
     def decode(positions: np.ndarray) -> torch.Tensor:
         picked = [int(p) for p in positions]
-        return _decode_rows(
-            [openers[p] for p in picked], [wheres[p] for p in picked], plan, where
-        )
+        return _decode_rows([openers[p] for p in picked], [wheres[p] for p in picked], plan, where)
 
     return LazyImageSet(
         torch.tensor(labels, dtype=torch.int64),

@@ -33,7 +33,8 @@ from resque_core.store.runs import RunStore
 from resque_core.validation import Validation, ValidationRun, correlations
 
 EVIL = '<script>alert(1)</script> & <a href="http://evil.example/x">click</a> | *x*'
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"  # runs stored by the engine itself
+# runs stored by the engine itself
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 REPLAY = "replay (fixed 30 W x wall time; not a measurement)"
 # id -> (RESQUE, per-class values); "missing" fails
 VALUES = {

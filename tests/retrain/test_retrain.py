@@ -273,7 +273,8 @@ def test_probe_extrapolates_batches_to_an_epoch():
         ({"optimizer": "lion"}, "unknown optimizer 'lion'; allowed: adam, adamw, sgd"),
         (
             {"augment": "mixup"},
-            "unknown augmentation 'mixup'; allowed: project, no_flip, reference, reference_task, none",
+            "unknown augmentation 'mixup'; allowed: project, no_flip, reference, reference_task, "
+            "none",
         ),
         ({"lr": 0.0}, "learning rate must be > 0, got 0.0"),
         ({"target_accuracy": 1.5}, "target accuracy must be in (0, 1], got 1.5"),
