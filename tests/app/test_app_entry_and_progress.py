@@ -139,3 +139,14 @@ def test_a_cost_ordered_ranking_draws_the_cost_chart_with_whiskers(digits_checkp
     assert "80% intervals" in charts["rank_chart_cost"]["layout"]["title"]["text"]
     captions = " ".join(c.value for c in at.caption)
     assert "This estimate cost" in captions and "2 energy probes, one per workload" in captions
+
+
+def test_server_config_keeps_scoring_fast_and_local():
+    """The progress panel reruns twice a second; Streamlit's full garbage collection after each
+    run starved the scoring thread (400 s against 20 s for the demo ranking), so it is off. The
+    server binds this machine only."""
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
+    assert config["server"]["address"] == "127.0.0.1"
