@@ -60,6 +60,12 @@ def _sha256_stamped(stamp: tuple[str, int, int]) -> str:
     return sha256_file(stamp[0])
 
 
+def stat_sha256(path: str, st: os.stat_result) -> str:
+    """:func:`file_sha256` of the file at the absolute ``path`` whose ``os.stat`` the caller
+    already holds (a folder of many files then pays one stat per file, no path resolution)."""
+    return _sha256_stamped((path, st.st_size, st.st_mtime_ns))
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file, memoised per process on (path, size, mtime): the one file-hash
     memo of the engine (checkpoints, data fingerprints and the result store all use it)."""

@@ -127,10 +127,32 @@ def _read_headers(
     openers: Sequence[Opener], wheres: Sequence[str]
 ) -> list[tuple[tuple[int, int], bool]]:
     """The headers of all images, read in parallel threads (in order)."""
-    if len(openers) < 2 * _WORKERS:
-        return [_header(o, w) for o, w in zip(openers, wheres, strict=True)]
+    out: list = [None] * len(openers)
+
+    def one(i: int) -> None:
+        out[i] = _header(openers[i], wheres[i])
+
+    _in_threads(one, len(openers))
+    return out
+
+
+def _in_threads(fn: Callable[[int], None], n: int) -> None:
+    """``fn(i)`` for every i in range(n), over ``_WORKERS`` threads that each take contiguous
+    chunks (a task per image would cost about as much as reading a small one). The error of the
+    lowest failing i is raised, as a loop would."""
+    if n < 2 * _WORKERS:
+        for i in range(n):
+            fn(i)
+        return
+    bounds = np.linspace(0, n, 4 * _WORKERS + 1).astype(int)
+
+    def chunk(j: int) -> None:
+        for i in range(bounds[j], bounds[j + 1]):
+            fn(i)
+
     with ThreadPoolExecutor(_WORKERS) as pool:
-        return list(pool.map(_header, openers, wheres))
+        for _ in pool.map(chunk, range(len(bounds) - 1)):
+            pass
 
 
 def _plan(
@@ -181,11 +203,5 @@ def _decode_rows(
     def one(i: int) -> None:
         out[i] = _decode_one(openers[i], wheres[i], plan)
 
-    if n < 2 * _WORKERS:
-        for i in range(n):
-            one(i)
-    else:
-        with ThreadPoolExecutor(_WORKERS) as pool:
-            for _ in pool.map(one, range(n)):
-                pass
+    _in_threads(one, n)
     return torch.from_numpy(out)

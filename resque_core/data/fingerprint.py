@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .._util import file_sha256, regular_file
+from .._util import file_sha256, regular_file, stat_sha256
 from ..errors import DataError
 from . import synthetic
 from .builtins import _fashion_files, _torchvision_missing
@@ -25,10 +27,27 @@ def _tree_digest(path: Path) -> str:
     if not path.is_dir():
         return _file_digest(path)
     files, tops = _walk(path)
+    root = str(path.resolve())
     entries = [["dir", d] for d in sorted(tops)] + [
-        ["file", f, _file_digest(path / f)] for f in files
+        ["file", f, _member_digest(root, f)] for f in files
     ]
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
+def _member_digest(root: str, rel: str) -> str:
+    """:func:`_file_digest` of the file ``rel`` of the (resolved) folder ``root``, with one stat
+    for a regular file."""
+    full = os.path.join(root, rel)
+    try:
+        st = os.stat(full)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode) or not os.access(full, os.R_OK):
+        return _file_digest(Path(full))  # says what is wrong with it
+    try:
+        return stat_sha256(full, st)
+    except OSError as e:
+        raise DataError(f"cannot read data file {full}: {_reason(e)}") from None
 
 
 def _file_digest(path: Path) -> str:

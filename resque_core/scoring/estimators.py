@@ -191,7 +191,11 @@ def resque_task_variants(
     clusters = _cluster(x, y, "centroid", seed)
     variants["centroid/pooled"] = float(1.0 - adjusted_rand_score(y, clusters))
     variants["k-means++/pooled"] = resque_task(x, y, init="k-means++", seed=seed)
-    if flattened is not None:
+    if flattened is not None and flattened.shape == x.shape and np.array_equal(flattened, x):
+        # A layer of 1 x 1 spatial size: the flattened embeddings are the pooled ones.
+        for init in _INITS:
+            variants[f"{init}/flattened"] = variants[f"{init}/pooled"]
+    elif flattened is not None:
         for init in _INITS:
             variants[f"{init}/flattened"] = resque_task(flattened, y, init=init, seed=seed)
     per_class = {int(c): float(np.mean(clusters[y == c] != k)) for k, c in enumerate(classes)}

@@ -147,6 +147,7 @@ def test_server_config_keeps_scoring_fast_and_local():
     server binds this machine only."""
     import tomllib
 
-    config = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
+    path = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
+    config = tomllib.loads(path.read_text())
     assert config["runner"]["postScriptGC"] is False
     assert config["server"]["address"] == "127.0.0.1"

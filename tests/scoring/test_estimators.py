@@ -105,6 +105,16 @@ def test_task_variants_and_per_class():
     assert set(no_flat.variants) == {"centroid/pooled", "k-means++/pooled"}
 
 
+def test_a_1x1_layer_reuses_the_pooled_clusterings_for_the_flattened_variants():
+    rng = np.random.default_rng(7)
+    x, y = _blobs(rng, spread=0.8)  # overlapping: values away from 0
+    shared = resque_task_variants(x, y, flattened=x.copy(), seed=3)
+    for init in ("centroid", "k-means++"):
+        alone = resque_task(x, y, init=init, seed=3)
+        assert shared.variants[f"{init}/flattened"] == alone
+        assert shared.variants[f"{init}/pooled"] == alone
+
+
 def test_single_class_task_is_rejected_with_a_clear_message():
     x = np.zeros((10, 3))
     y = np.zeros(10, dtype=int)
