@@ -180,7 +180,12 @@ class _Moments:
             else:  # only the leading ones: cheaper than a full decomposition
                 from scipy.linalg import eigh
 
-                vecs = eigh(self.gram, subset_by_index=[self.d - dim, self.d - 1])[1]
+                # In the working precision: the projection that uses them is computed in it.
+                vecs = eigh(
+                    self.gram.astype(self.work, copy=False),
+                    subset_by_index=[self.d - dim, self.d - 1],
+                    check_finite=False,
+                )[1]
             return vecs[:, ::-1][:, :dim]
 
         return self._memo(f"top_{dim}", make)
@@ -317,16 +322,26 @@ def nce(source_labels: np.ndarray, labels: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- H-scores
+def _cholesky(a: np.ndarray) -> np.ndarray | None:
+    """The lower Cholesky factor of a symmetric positive definite ``a`` (only its lower triangle
+    is read; the upper one of the result holds leftovers), or None if ``a`` is not positive
+    definite. LAPACK's potrf directly, without NumPy's per-call copies and checks."""
+    from scipy.linalg import lapack
+
+    potrf = lapack.get_lapack_funcs("potrf", (a,))
+    low, info = potrf(a, lower=True, clean=False, overwrite_a=False)
+    return low if info == 0 else None
+
+
 def _trace_solve(a: np.ndarray, w: np.ndarray) -> float | None:
     """tr(a^-1 W^T W) = |L^-1 W^T|_F^2 for a symmetric positive definite ``a`` = L L^T
     (Cholesky) and W [K, D]; None if ``a`` is not positive definite."""
     from scipy.linalg import solve_triangular
 
-    try:
-        low = np.linalg.cholesky(a)
-    except np.linalg.LinAlgError:
+    low = _cholesky(a)
+    if low is None:
         return None
-    half = solve_triangular(low, w.T, lower=True)
+    half = solve_triangular(low, w.T, lower=True, check_finite=False)
     return float((half * half).sum())
 
 
@@ -393,11 +408,10 @@ def _coding_rate(gram: np.ndarray, n: int, d: int, eps: float) -> float:
     """R = 1/2 log det(I + d / (n eps^2) gram) for the Gram matrix of n samples of dimension d
     (either Z^T Z [d, d] or Z Z^T [n, n]: their determinants agree)."""
     a = np.eye(gram.shape[0], dtype=gram.dtype) + gram * gram.dtype.type(d / (n * eps**2))
-    try:
-        low = np.linalg.cholesky(a)
-        return float(np.log(np.diag(low).astype(np.float64)).sum())  # = 1/2 log det
-    except np.linalg.LinAlgError:
+    low = _cholesky(a)
+    if low is None:
         return 0.5 * float(np.linalg.slogdet(a)[1])
+    return float(np.log(np.diag(low).astype(np.float64)).sum())  # = 1/2 log det
 
 
 def transrate(features: np.ndarray, labels: np.ndarray, *, eps: float = TRANSRATE_EPS) -> float:
@@ -409,9 +423,11 @@ def transrate(features: np.ndarray, labels: np.ndarray, *, eps: float = TRANSRAT
 
 def _transrate(m: _Moments, eps: float = TRANSRATE_EPS) -> float:
     z = m.centred
+    order = np.argsort(m.y, kind="stable")  # each class's rows once, in one contiguous block
+    ends = np.cumsum(m.counts.astype(np.int64))
     given = 0.0
     for c in range(m.k):
-        zc = z[m.y == c]
+        zc = z[order[ends[c] - int(m.counts[c]) : ends[c]]]
         nc = zc.shape[0]
         gram = zc @ zc.T if nc < m.d else zc.T @ zc
         given += nc / m.n * _coding_rate(gram, nc, m.d, eps)
