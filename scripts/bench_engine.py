@@ -491,6 +491,45 @@ def bench_cache(tmp: Path) -> dict:
     }
 
 
+def bench_costs(tmp: Path, repeats: int) -> dict:
+    """Section 'costs': the demo plan ranked cold (fresh cache) by RESQUE alone, then cold with
+    predicted costs (energy probes, calibration signals; the Ranking page's cost options),
+    alternating; the ratio is the median of the per-round ratios (goal: <= 2)."""
+    from resque_core.cost import CostOptions, CostSettings
+    from resque_core.measure.carbon import carbon_intensity
+    from resque_core.plans import DEMO_PLAN, load_plan
+    from resque_core.ranking import rank_plan
+    from resque_core.retrain import RetrainConfig
+    from resque_core.store.cache import ResultStore
+
+    plan = load_plan(DEMO_PLAN)
+    rounds = []
+    for r in range(repeats):
+        row = {}
+        for side in ("ranking", "costs"):
+            folder = tmp / f"costs-{r}-{side}"
+            cost = None
+            if side == "costs":
+                cost = CostOptions(
+                    settings=CostSettings(carbon_intensity()),
+                    procedure=RetrainConfig(seed=plan.run.seed, device="cpu"),
+                    cache_dir=str(folder),
+                )
+            t0 = time.perf_counter()
+            ranking = rank_plan(plan, store=ResultStore(folder), cost=cost)
+            row[side] = time.perf_counter() - t0
+            row[f"{side}_scored"] = sum(1 for c in ranking.results if c.ok)
+        row["ratio"] = row["costs"] / row["ranking"]
+        rounds.append(row)
+        print(f"[costs] round {r + 1}: {row}", file=sys.stderr)
+    return {
+        "candidates": len(plan.candidates),
+        "rounds": rounds,
+        "ratio_costs_over_ranking": float(np.median([x["ratio"] for x in rounds])),
+        "target": 2.0,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=512, help="images per side (clean, shifted)")
@@ -500,8 +539,8 @@ def main() -> None:
     ap.add_argument("--out", help="also write the results as JSON here")
     ap.add_argument(
         "--sections",
-        default="dist,kmeans,cache,transfer,models,rank",
-        help="comma-separated: dist, kmeans, cache, transfer, models, rank",
+        default="dist,kmeans,cache,transfer,models,rank,costs",
+        help="comma-separated: dist, kmeans, cache, transfer, models, rank, costs",
     )
     ap.add_argument("--models", default=",".join(MODEL_CASES), help="models for 'models'")
     ap.add_argument("--rounds", type=int, help="rounds per model in 'models' (default: per model)")
@@ -541,6 +580,8 @@ def main() -> None:
             results["rank"] = bench_rank(
                 tmp, args.batch_size, args.device, min(args.repeats, 2), args.rank_images
             )
+        if "costs" in sections:
+            results["costs"] = bench_costs(tmp, args.repeats)
         results["total_s"] = time.perf_counter() - started
     print(json.dumps(results, indent=2))
     if args.out:

@@ -348,7 +348,8 @@ def predict_candidates(
     key = calibration_key(scorer.checkpoint_sha256(), options.procedure.procedure())
     calibrations = load_calibrations(options.resolved_cache_dir(), key)
     costs: dict[str, CandidateCost] = {}
-    # Candidates with one workload (model, procedure, device, input size, head) share one probe.
+    # Candidates with one workload (model, procedure, device, input size, own or new head) share
+    # one probe.
     groups: dict[tuple, list[tuple[Candidate, float, Workload]]] = {}
     for candidate, value in scored:
         try:
@@ -356,7 +357,7 @@ def predict_candidates(
         except ResqueError as e:
             costs[candidate.id] = CandidateCost(error=str(e))
             continue
-        groups.setdefault((w.input_shape, w.head), []).append((candidate, value, w))
+        groups.setdefault(w.probe_key, []).append((candidate, value, w))
     with make_meter(options.meter, device=device) as meter:
         for i, members in enumerate(groups.values()):
             if cancel is not None and cancel():

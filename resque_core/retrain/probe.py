@@ -3,8 +3,9 @@
 The energy of an epoch depends on the model, the training procedure, the device and the number
 and size of its batches, not on which images the batches hold. So candidates that train the same
 model with the same procedure on the same device, at the same input size and with the same head
-(every synthetic shift and real shifted set of one source: the model's own head; tasks with the
-same number of classes: a new head of that size), share one :class:`Workload` probe
+(every synthetic shift and real shifted set of one source: the model's own head; every task:
+a new head, whatever its width, which changes one linear layer only, a negligible share of a
+batch's work), share one :class:`Workload` probe
 (:func:`workload_energy`): a few measured windows of real training give joules per training
 batch and per evaluation batch (:class:`BatchEnergy`), and each candidate's epoch is those
 figures times its own batch counts (:meth:`BatchEnergy.for_epoch`).
@@ -89,13 +90,20 @@ class Workload:
     train_batches: int
     eval_batches: int
 
+    @property
+    def probe_key(self) -> tuple[tuple[int, int, int], bool]:
+        """What one probe serves: the input shape and whether a new head replaces the model's
+        own. Tasks of every width share a probe: a head of 2 or of 100 classes is one linear
+        layer, a negligible share of a training batch beside the layers before it."""
+        return (self.input_shape, self.head is not None)
+
     def parts(self) -> dict[str, Any]:
         """The part of a probe's cache key that the data decides."""
-        return {"input": list(self.input_shape), "head": self.head}
+        return {"input": list(self.input_shape), "head": "new" if self.head is not None else "own"}
 
     def describe(self) -> str:
         c, h, w = self.input_shape
-        head = "the model's own head" if self.head is None else f"a new {self.head}-class head"
+        head = "the model's own head" if self.head is None else "a new head"
         return f"{c}×{h}×{w} inputs, {head}"
 
     @classmethod

@@ -77,7 +77,7 @@ def _wait(condition, timeout=120.0):
 def test_cancel_during_the_energy_probes_states_what_finished(
     digits_checkpoint, digits_npz, monkeypatch
 ):
-    # Two workloads (the shifts' own head, the parity task's 2-class head): the second probe
+    # Two workloads (the shifts' own head, the parity task's new head): the second probe
     # waits at a gate, so Cancel lands while it runs.
     gate = threading.Event()
     original = resque_core.retrain.probe.probe_batch_energy

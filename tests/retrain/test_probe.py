@@ -87,6 +87,17 @@ def test_workload_sizes_from_labels_match_the_retraining_data(plan):
     assert shift.head is None and task.head == 2 and shift.input_shape == (1, 8, 8)
 
 
+def test_tasks_of_any_head_width_share_one_probe_and_shifts_keep_their_own():
+    shift = Workload((1, 8, 8), None, train_batches=5, eval_batches=1)
+    narrow = Workload((1, 8, 8), 2, train_batches=5, eval_batches=1)
+    wide = Workload((1, 8, 8), 10, train_batches=9, eval_batches=2)
+    bigger = Workload((1, 16, 16), 2, train_batches=5, eval_batches=1)
+    assert narrow.probe_key == wide.probe_key and narrow.parts() == wide.parts()
+    assert shift.probe_key != narrow.probe_key and shift.parts() != narrow.parts()
+    assert bigger.probe_key != narrow.probe_key
+    assert wide.describe() == "1×8×8 inputs, a new head"
+
+
 def test_same_workload_candidates_share_one_probe_and_order_by_epochs(plan, tmp_path, monkeypatch):
     meter = _CountingMeter()
     monkeypatch.setattr("resque_core.cost.predict.make_meter", lambda *a, **k: meter)
@@ -107,7 +118,7 @@ def test_same_workload_candidates_share_one_probe_and_order_by_epochs(plan, tmp_
     assert len({p.probe["workload"] for p in shifts}) == 1
     task = costs["parity"].prediction
     assert task.probe["workload"] != shifts[0].probe["workload"]
-    # two probes (shifts, the task's 2-class head), each one evaluation + 3 training windows
+    # two probes (shifts, the task's new head), each one evaluation + 3 training windows
     assert meter.windows == 8
     epochs = [p.epochs for p in shifts]
     kwh = [p.energy_kwh for p in shifts]
