@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from apptools import no_problems, open_app, table, tiny_plan
+from apptools import finish_jobs, no_problems, open_app, table, tiny_plan
 from PIL import Image
 
 from resque_core.store import NOT_ALLOWED, WorkspaceStore
@@ -179,3 +179,30 @@ def test_user_text_renders_as_text(digits_checkpoint, digits_npz):
     assert "\\!\\[x\\]" in error.value
     assert not [t for t in _texts(at) if IMAGE in t]
     # (the sidebar, drawn by app.py, is checked in the browser: tests/e2e/test_workspace_browser.py)
+
+
+def test_a_reload_shows_the_ranking_again_without_scoring_anything(
+    digits_checkpoint, digits_npz, monkeypatch
+):
+    import resque_core.scoring.scorer
+
+    at = _page("pages/candidates.py", plan=tiny_plan(digits_checkpoint, digits_npz))
+    at.text_input(key="cand_plan_name").set_value("kept").run()
+    ws = at.query_params["ws"]
+    at.switch_page("pages/ranking.py").run()
+    finish_jobs(at)
+    no_problems(at)
+    first = table(at, "RESQUE")[["id", "RESQUE"]]
+    assert len(first) == 3
+
+    def scored_again(*_a, **_k):
+        raise AssertionError("the reload ran the model again")
+
+    # The forward passes of both kinds: a reload answers from the stored results.
+    monkeypatch.setattr(resque_core.scoring.scorer, "class_sums", scored_again)
+    monkeypatch.setattr(resque_core.scoring.scorer, "embeddings", scored_again)
+    again = _page("pages/ranking.py", ws=ws)  # a reload, or the link in another tab
+    finish_jobs(again)
+    no_problems(again)
+    assert again.session_state["plan"]["name"] == "kept"
+    assert table(again, "RESQUE")[["id", "RESQUE"]].equals(first)
