@@ -39,6 +39,18 @@ def _label(spec: str) -> str:
     return Path(spec.rstrip("/")).stem
 
 
+def _show_data_notes(kind: str) -> None:
+    """Once, after a candidate with real data was added: what its images go through."""
+    label, notes = st.session_state.pop(f"cand_notes_{kind}", (None, []))
+    if notes:
+        st.info(
+            f"Added **{views.md_text(state.display(label))}**. Note: "
+            + "; ".join(views.md_text(state.display(n)) for n in notes)
+            + ".",
+            icon=":material/info:",
+        )
+
+
 # ------------------------------------------------------------------ source data
 with st.container(border=True):
     st.subheader("Source data")
@@ -153,6 +165,7 @@ with st.container(border=True):
         ):
             with user_errors("Could not add this data") as box:
                 cached.data_summary(state.allowed_spec(shifted_spec))
+                notes = cached.data_notes(state.current_plan(), shifted_spec, shifted=True)
                 label = shifted_label.strip() or _label(shifted_spec)
                 _add(
                     [
@@ -164,8 +177,10 @@ with st.container(border=True):
                         }
                     ]
                 )
+                st.session_state["cand_notes_shifted_data"] = (label, notes)
             if not box.failed:
                 st.rerun()
+        _show_data_notes("shifted_data")
 
     with task_tab:
         st.caption(
@@ -184,6 +199,7 @@ with st.container(border=True):
         ):
             with user_errors("Could not add this task") as box:
                 cached.data_summary(state.allowed_spec(task_spec))
+                notes = cached.data_notes(state.current_plan(), task_spec, shifted=False)
                 label = task_label.strip() or _label(task_spec)
                 _add(
                     [
@@ -195,8 +211,10 @@ with st.container(border=True):
                         }
                     ]
                 )
+                st.session_state["cand_notes_task"] = (label, notes)
             if not box.failed:
                 st.rerun()
+        _show_data_notes("task")
 
 # ------------------------------------------------------------------ list, edit, remove
 plan = state.current_plan()

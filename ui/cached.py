@@ -31,7 +31,7 @@ from resque_core import (
     RunStore,
     Scorer,
 )
-from resque_core.data import ImageSet, Preprocess, data_fingerprint, load_data
+from resque_core.data import ImageSet, Preprocess, class_overlap, data_fingerprint, load_data
 from resque_core.data import shift_preview as _shift_preview
 from resque_core.model import LayerInfo, LoadedCheckpoint, list_layers
 from resque_core.scoring import default_image_size, resolve_device
@@ -329,3 +329,17 @@ def data_summary(spec: str) -> dict[str, Any]:
         "classes": len(images.classes),
         "shape": "×".join(str(v) for v in images.images.shape[1:]),
     }
+
+
+def data_notes(plan: Plan, spec: str, *, shifted: bool) -> list[str]:
+    """What happens to the images of ``spec`` on their way to the plan's model (grey <-> colour,
+    up- or downscaling) and, for real ``shifted`` data, which class names it does not share
+    with the source (a DataError if none)."""
+    images = dataset(spec)
+    model = plan.resolved_model()
+    pre = Preprocess(image_size=input_size(plan, model, model.arch), channels=model.in_channels)
+    notes = []
+    if shifted and plan.source:
+        source = dataset(plan.resolve(plan.source))
+        notes += class_overlap(source.classes, images.classes, repr(spec)).notes()
+    return notes + pre.notes(tuple(images.images.shape[1:]))

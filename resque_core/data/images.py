@@ -14,7 +14,7 @@ import torch
 
 from ..errors import DataError
 
-__all__ = ["ImageSet", "LazyImageSet"]
+__all__ = ["ClassOverlap", "ImageSet", "LazyImageSet", "class_overlap"]
 
 
 def _checked_labels(
@@ -177,3 +177,55 @@ class LazyImageSet:
             else torch.empty(0, *self.image_shape, dtype=torch.uint8)
         )
         return ImageSet(images, self.labels[torch.from_numpy(pos)], self.classes, self.source)
+
+
+@dataclass(frozen=True)
+class ClassOverlap:
+    """How the class names of real shifted data meet the source's: ``shared`` (in the shifted
+    data's order), ``only_shifted`` (its rows are left out) and ``only_source`` (classes the
+    shifted data does not test)."""
+
+    shared: tuple[str, ...]
+    only_shifted: tuple[str, ...]
+    only_source: tuple[str, ...]
+
+    def notes(self) -> list[str]:
+        """What the overlap means for the score, in words (empty when the classes match)."""
+
+        def some(names: tuple[str, ...]) -> str:
+            shown = ", ".join(names[:5])
+            return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+        out = []
+        if self.only_shifted:
+            out.append(
+                f"{len(self.only_shifted)} class(es) of the shifted data are not source classes "
+                f"and are left out: {some(self.only_shifted)}"
+            )
+        if self.only_source:
+            out.append(
+                f"{len(self.only_source)} source class(es) have no images in the shifted data, "
+                f"so the score says nothing about them: {some(self.only_source)}"
+            )
+        return out
+
+
+def class_overlap(
+    source_classes: Sequence[str], shifted_classes: Sequence[str], where: str
+) -> ClassOverlap:
+    """Match real shifted data (``where`` names it) to the source by class name; a DataError if
+    they share no name."""
+    source = set(source_classes)
+    shared = tuple(c for c in shifted_classes if c in source)
+    if not shared:
+        src, tgt = ", ".join(source_classes[:10]), ", ".join(shifted_classes[:10])
+        raise DataError(
+            f"the shifted data {where} shares no class name with the source data "
+            f"(source: {src}; shifted: {tgt})"
+        )
+    seen = set(shifted_classes)
+    return ClassOverlap(
+        shared=shared,
+        only_shifted=tuple(c for c in shifted_classes if c not in source),
+        only_source=tuple(c for c in source_classes if c not in seen),
+    )

@@ -84,6 +84,27 @@ class Preprocess:
             x = x.expand(-1, 3, -1, -1).contiguous()
         return x
 
+    def notes(self, shape: tuple[int, ...]) -> list[str]:
+        """What :meth:`to_unit` does to images of ``shape`` (C, H, W) on their way to the model,
+        in words for the user: grey <-> colour and up- or downscaling (empty when nothing)."""
+        c, h, w = (int(v) for v in shape[-3:])
+        out = []
+        if c == 1 and self.channels == 3:
+            out.append("grey images: the one channel is repeated into the model's three")
+        elif c == 3 and self.channels == 1:
+            out.append("colour images: turned grey (luma) for the model's one channel")
+        th, tw = self.image_size
+        if (h, w) != (th, tw):
+            factor = max(th / h, tw / w)
+            if factor > 1:
+                out.append(
+                    f"{h}×{w} images are upscaled {factor:.3g}× to the model's {th}×{tw}: they "
+                    "hold less detail than the images the model learned from"
+                )
+            else:
+                out.append(f"{h}×{w} images are downscaled to the model's {th}×{tw}")
+        return out
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std per channel, for float [N, channels, H, W]."""
         if x.ndim != 4 or x.shape[1] != self.channels:

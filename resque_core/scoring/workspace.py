@@ -16,7 +16,7 @@ import torch
 
 from .. import data as data_mod
 from .._util import regular_file
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError
 from .config import ModelConfig, default_image_size
 
 if TYPE_CHECKING:  # checkpoints pulls in torchvision: imported only when a model is needed
@@ -118,13 +118,8 @@ class Workspace:
         """The real shifted data ``shifted_spec`` relabelled to the source's class indices,
         matching classes by name; rows of classes the source lacks are dropped."""
         source, target = self.dataset(source_spec), self.dataset(shifted_spec)
+        data_mod.class_overlap(source.classes, target.classes, repr(shifted_spec))
         index = {name: i for i, name in enumerate(source.classes)}
-        if not any(name in index for name in target.classes):
-            src, tgt = ", ".join(source.classes[:10]), ", ".join(target.classes[:10])
-            raise DataError(
-                f"the shifted data {shifted_spec!r} shares no class name with the source data "
-                f"(source: {src}; shifted: {tgt})"
-            )
         mapping = torch.tensor([index.get(name, -1) for name in target.classes])
         labels = mapping[target.labels]
         keep = torch.nonzero(labels >= 0).flatten()

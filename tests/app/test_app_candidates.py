@@ -1,7 +1,9 @@
 """Candidates page: source, shifts and tasks, preview, edit and remove, plan files, bad data."""
 
+import io
 import json
 
+import numpy as np
 from apptools import finish_jobs, no_problems, open_app, table, tiny_plan
 
 from ui.views import md_text
@@ -200,3 +202,27 @@ def test_a_plan_that_says_trusted_loads_untrusted_and_its_pickle_runs_no_code(
     at.button(key="ckpt_apply").click().run()
     no_problems(at)
     assert marker.exists()
+
+
+def test_adding_real_shifted_data_states_class_and_input_differences(digits_checkpoint, digits_npz):
+    # Colour 16x16 images of digits 0 and 1 plus a class the source lacks, for an 8x8 grey model.
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        x=rng.integers(0, 255, (30, 16, 16, 3), dtype=np.uint8),
+        y=np.arange(30) % 3,
+        classes=np.array(["0", "1", "smudge"]),
+    )
+    at = open_app(tiny_plan(digits_checkpoint, digits_npz)).switch_page("pages/candidates.py")
+    at.run()
+    at.radio(key="cand_shifted_how").set_value("Upload").run()
+    at.file_uploader(key="cand_shifted_upload").upload("camera.npz", buf.getvalue()).run()
+    at.button(key="cand_add_shifted").click().run()
+    no_problems(at)
+    assert at.session_state["plan"]["candidates"][-1]["kind"] == "shifted_data"
+    (note,) = [i.value for i in at.info if i.value.startswith("Added **camera**")]
+    assert md_text("are not source classes and are left out: smudge") in note
+    assert md_text("8 source class(es) have no images in the shifted data") in note
+    assert md_text("colour images: turned grey") in note
+    assert md_text("16×16 images are downscaled to the model's 8×8") in note
