@@ -91,7 +91,12 @@ def exported(module: str) -> frozenset[str]:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
         ):
-            return frozenset(ast.literal_eval(node.value))
+            try:
+                return frozenset(ast.literal_eval(node.value))
+            except ValueError:  # computed (the data room's export table): ask the module
+                import importlib
+
+                return frozenset(importlib.import_module(module).__all__)
     return frozenset()
 
 
