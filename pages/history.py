@@ -269,7 +269,23 @@ statuses = col_status.multiselect(
 )
 shown = [r for r in rows if _matches(r, words, statuses)]
 if shown:
-    st.dataframe(shown, hide_index=True, key="hist_table")
+    # Fixed widths that fit the page at 1400 px; a longer cell ends in "…" and shows whole on
+    # hover or in the run below.
+    widths = {
+        "run": 170,
+        "type": 72,
+        "status": 70,
+        "created (UTC)": 140,
+        "comparison": 185,
+        "checkpoint": 120,
+        "outcome": 240,
+    }
+    st.dataframe(
+        shown,
+        hide_index=True,
+        key="hist_table",
+        column_config={k: st.column_config.TextColumn(k, width=w) for k, w in widths.items()},
+    )
     if len(shown) < len(rows):
         st.caption(f"{len(shown)} of {len(rows)} runs match.")
 else:

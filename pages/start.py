@@ -62,14 +62,12 @@ cols[0].metric(
 )
 for col, kind, title in ((cols[1], "dist", "Closest shift"), (cols[2], "task", "Closest task")):
     c = best[kind]
-    col.metric(
-        title,
-        c["label"] if c else "—",
-        f"RESQUE {c['resque']:.3f}" if c else None,
-        delta_color="off",
-        delta_arrow="off",
-        help="Rank 1 of its kind: the cheapest to reuse the model for.",
-    )
+    with col.container(border=True, height="stretch"):
+        # A metric's value is cut off at the column's width; a long name wraps here instead.
+        st.caption(title, help="Rank 1 of its kind: the cheapest to reuse the model for.")
+        st.markdown(f"**{views.md_text(c['label'])}**" if c else "—")
+        if c:
+            st.caption(f"RESQUE {c['resque']:.3f}")
 cols[3].metric(
     "Computed in",
     "from cache" if cached_all else f"{ranking['seconds']:.1f} s",

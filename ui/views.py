@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from resque_core import MEASURES, recalibrate
-from resque_core.report import FORMATS, charts, render
+from resque_core.report import FORMATS, calibration_line, charts, render
 from resque_core.scoring import TRANSFER_SCORES
 from resque_core.store import documents as docs
 
@@ -408,7 +408,7 @@ def calibration_rows(calibrations: dict) -> list[dict]:
         {
             "kind": widgets.KIND_LABELS[kind],
             "basis": c["basis"],
-            "epochs =": f"{c['intercept']:.2f} + {c['slope']:.2f} × RESQUE",
+            "epochs =": calibration_line(c["intercept"], c["slope"], times="×"),
             "runs": c["n"],
             "residual sd": c["residual_sd"],
             "leave-one-out MAE (epochs)": c.get("loo_mae"),

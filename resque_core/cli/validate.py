@@ -141,10 +141,12 @@ def _print_text(validation, doc) -> None:
                     f"  {kind:<4} {measure:<13} {c['pearson']:+.2f} / {c['spearman']:+.2f} / "
                     f"{c['kendall']:+.2f}  (n={c['n']})"
                 )
+    from ..report import calibration_line
+
     for kind, cal in doc["calibration"].items():
         loo = f", leave-one-out MAE {cal['loo_mae']:.2f} epochs" if cal["loo_mae"] else ""
         print(
-            f"calibration {kind}: epochs = {cal['intercept']:.2f} + {cal['slope']:.2f} x RESQUE "
+            f"calibration {kind}: epochs = {calibration_line(cal['intercept'], cal['slope'])} "
             f"({cal['basis']}, n={cal['n']}{loo})"
         )
     print(f"run id: {doc['run_id']}")

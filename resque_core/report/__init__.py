@@ -1,6 +1,7 @@
 """report: see docs/ARCHITECTURE.md."""
 
 from . import charts
+from .blocks import calibration_line
 from .charts import (
     KIND_TITLES,
     MEASURE_TITLES,
@@ -30,6 +31,7 @@ __all__ = [
     "KIND_TITLES",
     "MEASURE_TITLES",
     "ReportFormat",
+    "calibration_line",
     "charts",
     "class_heatmap",
     "decision",

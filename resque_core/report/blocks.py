@@ -80,3 +80,10 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> _Table:
     return _Table(
         tuple(columns), tuple(tuple("—" if v is None else str(v) for v in r) for r in rows)
     )
+
+
+def calibration_line(intercept: float, slope: float, *, times: str = "x") -> str:
+    """A calibration line RESQUE -> epochs in words, ``"23.50 - 56.27 x RESQUE"`` (``times``:
+    the sign between slope and RESQUE, "×" in the app)."""
+    sign = "-" if slope < 0 else "+"
+    return f"{intercept:.2f} {sign} {abs(slope):.2f} {times} RESQUE"

@@ -21,6 +21,7 @@ from .blocks import (
     _Para,
     _table,
     _with_interval,
+    calibration_line,
 )
 from .lead import _confidence, _lead_spans
 from .transfer_blocks import _score_correlation_blocks, _transfer_table
@@ -240,7 +241,7 @@ def _validation_section(doc: Mapping[str, Any]) -> list[_Block]:
             f"{c['form']} (chosen by leave-one-out error; the mean of the runs: "
             f"{_g(c.get('baseline_loo_mae'), '.2f')})"
             if c.get("model")
-            else f"{c['intercept']:.2f} + {c['slope']:.2f} x RESQUE",
+            else calibration_line(c["intercept"], c["slope"]),
             c["n"],
             _g(c.get("loo_mae"), ".2f"),
             c.get("source", ""),

@@ -38,6 +38,10 @@ def test_draws_the_ranking_chart_and_then_serves_it_from_the_cache(digits_checkp
     assert bars == ["1. gaussian_noise:1", "2. gaussian_noise:5", "1. builtin:digits-parity"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Candidates ranked"] == "3 / 3"
+    # The closest of each kind, named in full (a metric would cut a long name off).
+    names = [m.value for m in at.markdown]
+    assert f"**{md_text('gaussian_noise:1')}**" in names
+    assert f"**{md_text('builtin:digits-parity')}**" in names
 
     # A new browser session on the same plan: ready in its first run, no progress bar.
     again = open_app(plan).run()
