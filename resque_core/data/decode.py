@@ -177,7 +177,9 @@ def _decode_one(opener: Opener, where: str, plan: _Plan) -> np.ndarray:
             grey = img.mode in _GREY_MODES
             if not grey and plan.channels == 1:
                 raise DataError(f"{where} changed while the data set was read; load it again")
-            img = img.convert("L" if grey else "RGB")
+            mode = "L" if grey else "RGB"
+            if img.mode != mode:
+                img = img.convert(mode)
             if img.size != plan.size:
                 img = img.resize(plan.size, Image.Resampling.BILINEAR)
             a = np.asarray(img)
