@@ -267,22 +267,7 @@ class CalibrationJob(ValidationJob):
     :class:`~resque_core.validation.ValidationJob` (runs, current, epochs, stage, cancel); at
     the end ``result`` is :meth:`Calibrated.to_dict`."""
 
-    def _work(self) -> None:
-        try:
-            self.result = calibrate_plan(
-                self.plan,
-                **self.options,
-                on_start=self._on_start,
-                on_run=self._on_run,
-                on_epoch=self._on_epoch,
-                progress=self._progress,
-                cancel=self._cancel.is_set,
-            ).to_dict()
-        except ResqueError as e:
-            self.error = str(e)
-        except Exception as e:  # a worker must always report and finish
-            self.error = f"unexpected error ({type(e).__name__}): {e}"
-        finally:
-            self.current = None
-            self._ended = time.perf_counter()
-            self._finished.set()
+    name = "resque-calibrate"
+
+    def _call(self) -> dict[str, Any]:
+        return calibrate_plan(self.plan, **self.options, **self._callbacks()).to_dict()

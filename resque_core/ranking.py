@@ -33,6 +33,7 @@ from .data.shifts import parse_shift
 from .errors import Cancelled, CheckpointError, ConfigError, ResqueError
 from .executor import Executor, Outcome
 from .executor.local import LocalExecutor
+from .jobs import Job
 from .plans import Candidate, Plan
 from .scoring.scorer import Progress, Score, Scorer
 from .scoring.transfer import TRANSFER_SCORES
@@ -45,6 +46,7 @@ __all__ = [
     "TRANSFER_ORDERINGS",
     "CandidateResult",
     "Ranking",
+    "RankingJob",
     "rank_plan",
 ]
 
@@ -374,6 +376,51 @@ def rank_plan(
         else:
             ranking.run_id = runs.save(ranking.to_dict())
     return ranking
+
+
+class RankingJob(Job):
+    """:func:`rank_plan` in a background thread (:class:`~resque_core.jobs.Job`).
+
+    ``options`` are :func:`rank_plan`'s keyword arguments except the callbacks. Beside the
+    job's stage and outcome (``result``: the ranking document): ``results`` (finished
+    candidates as dicts, in completion order), ``phase`` ("scoring", then "probing" while the
+    energy probes of a cost prediction run), ``probes_done`` / ``probes_total`` and
+    ``probing_started``. A cancelled ranking keeps what finished (``result["cancelled"]``).
+    """
+
+    name = "resque-rank"
+
+    def __init__(self, plan: Plan, **options: Any):
+        super().__init__()
+        self.plan = plan
+        self.options = options
+        self.results: list[dict[str, Any]] = []
+        self.phase = "scoring"
+        self.probes_done = 0
+        self.probes_total = 0
+        self.probing_started: float | None = None
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        if stage == "energy probe":
+            if self.probing_started is None:
+                self.probing_started = time.perf_counter()
+            self.phase, self.probes_done, self.probes_total = "probing", done, total
+            return
+        super()._progress(stage, done, total)
+
+    def _candidate(self, _i: int, _n: int, result: CandidateResult) -> None:
+        self.results = [*self.results, result.to_dict()]
+        self.stage, self.stage_done, self.stage_total = "", 0, 0
+
+    def _call(self) -> dict[str, Any]:
+        ranking = rank_plan(
+            self.plan,
+            **self.options,
+            progress=self._progress,
+            on_candidate=self._candidate,
+            cancel=self.cancel_event.is_set,
+        )
+        return ranking.to_dict()
 
 
 def _with_cost(

@@ -30,6 +30,7 @@ FLOORS = {
     "_typed_json": 0,
     "kinds": 0,
     "limits": 0,
+    "jobs": 0,
     "model": 1,
     "data": 1,
     "measure": 1,

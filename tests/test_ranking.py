@@ -225,3 +225,34 @@ def _imports(name: str) -> set[str]:
 def test_cost_does_not_import_ranking():
     assert "ranking" not in _imports("cost")
     assert "cost" in _imports("ranking")
+
+
+def test_a_ranking_job_gives_the_ranking_and_keeps_its_progress(plan, tmp_path):
+    from resque_core import Job, RankingJob, ValidationJob
+    from resque_core.calibrating import CalibrationJob
+
+    assert issubclass(RankingJob, Job) and issubclass(CalibrationJob, ValidationJob)
+    assert issubclass(ValidationJob, Job)
+    job = RankingJob(plan, store=ResultStore(tmp_path))
+    assert not job.running and job.result is None
+    assert job.start().wait(120)
+    assert not job.running and job.error is None
+    direct = rank_plan(plan, store=ResultStore(tmp_path)).to_dict()
+    assert [c["id"] for c in job.result["candidates"]] == [c["id"] for c in direct["candidates"]]
+    assert sorted(r["id"] for r in job.results) == sorted(c.id for c in plan.candidates)
+    assert job.elapsed == job.elapsed  # frozen once ended
+
+
+def test_a_job_reports_a_failure_as_its_error_and_cancel_keeps_what_finished(plan, tmp_path):
+    from resque_core import RankingJob
+
+    failing = RankingJob(plan, store=None, ordered_by="joules").start()
+    assert failing.wait(60)
+    assert failing.result is None
+    assert failing.error.startswith("unknown ordering 'joules'")
+
+    job = RankingJob(plan, store=ResultStore(tmp_path))
+    job.cancel()  # before it starts: stops at the first check, keeps nothing unfinished
+    assert job.start().wait(60) and job.cancelling
+    assert job.result["cancelled"] is True
+    assert len(job.result["candidates"]) < len(plan.candidates)

@@ -1,12 +1,12 @@
 """Rankings computed in a background thread, with per-candidate progress and a working Cancel.
 
 Why a thread: Streamlit reruns the whole script on every click, so a computation running inside
-the script cannot react to a click on "Cancel" until it has finished. Here the script starts
-:func:`resque_core.ranking.rank_plan` in a worker thread and returns at once; the page polls the
-job with ``st.fragment(run_every=...)``, which redraws the progress and keeps Cancel clickable.
-Cancel sets a ``threading.Event`` that ``rank_plan``'s ``cancel`` callback reads after every batch;
-the candidates finished so far are kept. When the job ends, the fragment reruns the whole page,
-which then draws the ranking.
+the script cannot react to a click on "Cancel" until it has finished. Here the script starts a
+:class:`resque_core.RankingJob` (the engine's one job type, shared with validation and
+calibration) and returns at once; the page polls the job with ``st.fragment(run_every=...)``,
+which redraws the progress and keeps Cancel clickable. Cancel sets the event that
+``rank_plan``'s ``cancel`` callback reads after every batch; the candidates finished so far are
+kept. When the job ends, the fragment reruns the whole page, which then draws the ranking.
 
 Jobs belong to one browser session (kept in ``st.session_state``, keyed by the plan's content id)
 and the worker never calls Streamlit. A plan whose results are all in the disk cache finishes
@@ -16,15 +16,14 @@ within :data:`QUICK_SECONDS`, so its ranking is drawn in the same script run, wi
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import streamlit as st
 
-from resque_core import CandidateResult, Plan, ResqueError, rank_plan
+from resque_core import Plan, RankingJob, ResqueError, rank_plan
 from resque_core.cost import CostOptions
 from resque_core.measure import make_meter
 from resque_core.retrain import meter_period
@@ -54,37 +53,21 @@ _JOBS = "rank_jobs"
 _KEEP = 6  # jobs (plans) remembered per session; older ones are dropped
 
 
-@dataclass
-class RankJob:
-    """One ranking being computed (or computed) for one plan; written by the worker only.
+class RankJob(RankingJob):
+    """One ranking being computed (or computed) for one plan, with the page's words for its
+    progress; the worker and its state are :class:`~resque_core.ranking.RankingJob`'s.
 
     Two phases: ``scoring`` (candidate i of n, with the current stage's batches) and
     ``probing`` (energy probe i of n, one per workload, when costs are predicted)."""
 
-    plan_key: str
-    titles: list[str]
-    cancel: threading.Event = field(default_factory=threading.Event)
-    finished: threading.Event = field(default_factory=threading.Event)
-    results: list[dict[str, Any]] = field(default_factory=list)
-    stage: str = ""
-    stage_done: int = 0
-    stage_total: int = 0
-    phase: str = "scoring"
-    probes_done: int = 0
-    probes_total: int = 0
-    probing_started: float | None = None
-    ranking: dict[str, Any] | None = None
-    error: str | None = None
-    started: float = field(default_factory=time.perf_counter)
-    ended: float | None = None
+    def __init__(self, plan: Plan, *, plan_key: str, **options: Any):
+        super().__init__(plan, **options)
+        self.plan_key = plan_key
+        self.titles = [c.title for c in plan.candidates]
 
     @property
-    def running(self) -> bool:
-        return not self.finished.is_set()
-
-    @property
-    def elapsed(self) -> float:
-        return (self.ended or time.perf_counter()) - self.started
+    def ranking(self) -> dict[str, Any] | None:
+        return self.result
 
     @property
     def fraction(self) -> float:
@@ -105,23 +88,11 @@ class RankJob:
             return spent / self.probes_done * (self.probes_total - self.probes_done)
         return remaining_seconds(self.elapsed, self.fraction) if self.results else None
 
-    def _progress(self, stage: str, done: int, total: int) -> None:
-        if stage == "energy probe":
-            if self.probing_started is None:
-                self.probing_started = time.perf_counter()
-            self.phase, self.probes_done, self.probes_total = "probing", done, total
-            return
-        self.stage, self.stage_done, self.stage_total = stage, done, total
-
-    def _candidate(self, _i: int, _n: int, result: CandidateResult) -> None:
-        self.results = [*self.results, result.to_dict()]
-        self.stage, self.stage_done, self.stage_total = "", 0, 0
-
     def status(self) -> str:
         """The progress line: stage, item i of n, elapsed and estimated remaining time."""
         n = len(self.titles)
         done = len(self.results)
-        if self.cancel.is_set():
+        if self.cancelling:
             head = "Cancelling… (stops within one batch)"
         elif self.phase == "probing":
             i = min(self.probes_done + 1, max(self.probes_total, 1))
@@ -180,39 +151,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _work(
-    job: RankJob,
-    plan: Plan,
-    store: Any,
-    runs: Any,
-    cost: CostOptions | None,
-    ordered_by: str,
-    executor: Any,
-) -> None:
-    try:
-        ranking = rank_plan(
-            plan,
-            store=store,
-            runs=runs,
-            executor=executor,
-            progress=job._progress,
-            on_candidate=job._candidate,
-            cancel=job.cancel.is_set,
-            ordered_by=ordered_by,
-            cost=cost,
-            # Reopening the app re-ranks from the cache: keep one stored run, not a copy each time.
-            reuse_stored=True,
-        )
-        job.ranking = ranking.to_dict()
-    except ResqueError as e:
-        job.error = str(e)
-    except Exception as e:  # noqa: BLE001 - a worker must always report and finish
-        job.error = f"unexpected error ({type(e).__name__}): {e}"
-    finally:
-        job.ended = time.perf_counter()
-        job.finished.set()
-
-
 def _jobs() -> dict[str, RankJob]:
     if _JOBS not in st.session_state:
         st.session_state[_JOBS] = {}
@@ -228,7 +166,7 @@ def forget(plan_key: str) -> None:
     """Drop the job of a plan (cancelling it if it still runs), e.g. to compute it again."""
     job = _jobs().pop(plan_key, None)
     if job is not None:
-        job.cancel.set()
+        job.cancel()
 
 
 def job_key(plan_key: str, cost: CostOptions | None = None, ordered_by: str = "resque") -> str:
@@ -248,20 +186,22 @@ def start(
     the cache folder cannot be opened.
     """
     jobs = _jobs()
-    store, runs = cached.result_store(), cached.run_store()
-    executor = state.executor()  # read here: the worker thread has no session state
-    job = RankJob(plan_key=plan_key, titles=[c.title for c in plan.candidates])
+    job = RankJob(
+        plan,
+        plan_key=plan_key,
+        store=cached.result_store(),
+        runs=cached.run_store(),
+        executor=state.executor(),  # read here: the worker thread has no session state
+        ordered_by=ordered_by,
+        cost=cost,
+        # Reopening the app re-ranks from the cache: keep one stored run, not a copy each time.
+        reuse_stored=True,
+    )
     jobs.pop(plan_key, None)
     jobs[plan_key] = job
     for old in list(jobs)[:-_KEEP]:
         forget(old)
-    threading.Thread(
-        target=_work,
-        args=(job, plan, store, runs, cost, ordered_by, executor),
-        name=f"resque-rank-{plan_key}",
-        daemon=True,
-    ).start()
-    job.finished.wait(QUICK_SECONDS)
+    job.start().wait(QUICK_SECONDS)
     return job
 
 
@@ -289,8 +229,8 @@ def progress_panel(job: RankJob, *, key_prefix: str) -> None:
             "Cancel",
             key=f"{key_prefix}_cancel",
             icon=":material/stop_circle:",
-            on_click=job.cancel.set,
-            disabled=job.cancel.is_set(),
+            on_click=job.cancel,
+            disabled=job.cancelling,
             width="stretch",
         )
         if job.results:

@@ -4,7 +4,6 @@ first, retrain, measure, then store the run with its statistics (:mod:`.stats`).
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from ..cost.predict import (
 )
 from ..errors import Cancelled, ConfigError, ResqueError
 from ..executor import Executor, Outcome
+from ..jobs import Job
 from ..measure.energy import Meter, make_meter
 from ..plans import Candidate, Plan
 from ..ranking import environment, rank_plan
@@ -461,19 +461,21 @@ def _retrain_remote(
     return cancelled
 
 
-class ValidationJob:
-    """:func:`validate_plan` in a background thread, with live state for a UI or a notebook.
+class ValidationJob(Job):
+    """:func:`validate_plan` in a background thread (:class:`~resque_core.jobs.Job`), with live
+    state for a UI or a notebook.
 
-    ``options`` are :func:`validate_plan`'s keyword arguments except the callbacks. The worker
-    only writes this object's attributes (lists are replaced, never mutated, so a reader always
-    sees a consistent list): ``runs`` (finished runs as dicts), ``current`` (id being retrained),
-    ``index`` / ``total`` (its position), ``epochs`` (records of the current candidate),
-    ``stage`` / ``stage_done`` / ``stage_total`` (batches), and at the end ``result`` (the
-    validation document) or ``error`` (a message). :meth:`cancel` stops after the current batch;
-    what was measured is kept.
+    ``options`` are :func:`validate_plan`'s keyword arguments except the callbacks. Beside the
+    job's stage and outcome (``result``: the validation document): ``runs`` (finished runs as
+    dicts), ``current`` (id being retrained), ``index`` / ``total`` (its position) and ``epochs``
+    (records of the current candidate). :meth:`cancel` stops after the current batch; what was
+    measured is kept.
     """
 
+    name = "resque-validate"
+
     def __init__(self, plan: Plan, **options: Any):
+        super().__init__()
         self.plan = plan
         self.options = options
         self.runs: list[dict[str, Any]] = []
@@ -481,39 +483,6 @@ class ValidationJob:
         self.index = 0
         self.total = 0
         self.epochs: list[dict[str, Any]] = []
-        self.stage, self.stage_done, self.stage_total = "", 0, 0
-        self.result: dict[str, Any] | None = None
-        self.error: str | None = None
-        self.started = time.perf_counter()
-        self._ended: float | None = None
-        self._cancel = threading.Event()
-        self._finished = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and not self._finished.is_set()
-
-    @property
-    def cancelling(self) -> bool:
-        return self._cancel.is_set()
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since the job was created (frozen when it ends)."""
-        return (self._ended or time.perf_counter()) - self.started
-
-    def start(self) -> ValidationJob:
-        self._thread = threading.Thread(target=self._work, name="resque-validate", daemon=True)
-        self._thread.start()
-        return self
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job ends (or ``timeout`` seconds); True if it ended."""
-        return self._finished.wait(timeout)
 
     def _on_start(self, i: int, n: int, cid: str) -> None:
         self.index, self.total, self.current, self.epochs = i, n, cid, []
@@ -524,26 +493,17 @@ class ValidationJob:
     def _on_epoch(self, _cid: str, record: EpochRecord) -> None:
         self.epochs = [*self.epochs, record.to_dict()]
 
-    def _progress(self, stage: str, done: int, total: int) -> None:
-        self.stage, self.stage_done, self.stage_total = stage, done, total
+    def _callbacks(self) -> dict[str, Any]:
+        return {
+            "on_start": self._on_start,
+            "on_run": self._on_run,
+            "on_epoch": self._on_epoch,
+            "progress": self._progress,
+            "cancel": self.cancel_event.is_set,
+        }
 
-    def _work(self) -> None:
-        try:
-            validation = validate_plan(
-                self.plan,
-                **self.options,
-                on_start=self._on_start,
-                on_run=self._on_run,
-                on_epoch=self._on_epoch,
-                progress=self._progress,
-                cancel=self._cancel.is_set,
-            )
-            self.result = validation.to_dict()
-        except ResqueError as e:
-            self.error = str(e)
-        except Exception as e:  # a worker must always report and finish
-            self.error = f"unexpected error ({type(e).__name__}): {e}"
-        finally:
-            self.current = None
-            self._ended = time.perf_counter()
-            self._finished.set()
+    def _call(self) -> dict[str, Any]:
+        return validate_plan(self.plan, **self.options, **self._callbacks()).to_dict()
+
+    def _finish(self) -> None:
+        self.current = None

@@ -96,7 +96,7 @@ def test_cancel_during_the_energy_probes_states_what_finished(
     job = [j for k, j in at.session_state["rank_jobs"].items() if ":cost:" in k][-1]
     _wait(lambda: job.phase == "probing" and job.probes_done == 1 or not job.running)
     assert job.running and "energy probe 2 of 2" in job.status()
-    job.cancel.set()  # what the Cancel button does
+    job.cancel()  # what the Cancel button does
     gate.set()
     finish_jobs(at)
     assert not at.exception

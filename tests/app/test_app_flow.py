@@ -9,7 +9,7 @@ def test_checkpoint_then_candidates_then_ranking(digits_checkpoint, digits_npz, 
     at = open_app().run()
     # Leave the demo at once: no demo job keeps running in the background of this test.
     for job in at.session_state["rank_jobs"].values():
-        job.cancel.set()
+        job.cancel()
     at.button(key="start_new").click().run()
     no_problems(at)
     assert at.title[0].value == "Checkpoint"

@@ -74,7 +74,7 @@ def test_cancel_keeps_finished_candidates_and_compute_the_rest_resumes(
     assert job.running
     assert at.get("progress")
     at.button(key="rank_cancel").click().run()
-    assert job.cancel.is_set()
+    assert job.cancelling
     gate.set()
     finish_jobs(at)
     assert not at.exception

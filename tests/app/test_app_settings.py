@@ -75,5 +75,5 @@ def test_every_page_runs_on_the_demo_plan(page):
     at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     for job in at.session_state["rank_jobs"].values() if "rank_jobs" in at.session_state else []:
-        job.cancel.set()
+        job.cancel()
         job.finished.wait(60)

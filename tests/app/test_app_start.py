@@ -25,7 +25,7 @@ def test_opens_on_the_demo_and_starts_ranking_it_without_a_click():
             assert at.get("progress")
             assert at.button(key="start_cancel").label == "Cancel"
     finally:
-        job.cancel.set()
+        job.cancel()
         assert job.finished.wait(60)
 
 
