@@ -191,12 +191,17 @@ class _Moments:
         return self._memo(f"top_{dim}", make)
 
     @property
+    def class_sums(self) -> np.ndarray:
+        """Y^T F [K, D]: each class's sum of feature rows (float64)."""
+        return self._memo("class_sums", lambda: self.onehot.T @ self.f)
+
+    @property
     def between_root(self) -> np.ndarray:
         """W [K, D] with W^T W = cov(E[f | y]), the covariance (1/N) of each sample's class
         mean: row k is sqrt(n_k / N) (mean_k - mean)."""
 
         def make():
-            means = (self.onehot.T @ self.f) / self.counts[:, None] - self.mean
+            means = self.class_sums / self.counts[:, None] - self.mean
             return means * np.sqrt(self.counts / self.n)[:, None]
 
         return self._memo("between_root", make)
@@ -226,7 +231,7 @@ def _logme(m: _Moments, *, dual: bool | None = None) -> float:
     n, d = m.n, m.d
     if not (n < d if dual is None else dual):
         sigma, v = np.linalg.eigh(m.raw_gram)
-        proj = v.T @ (m.f.T @ m.onehot)  # [D, K]: s_i * (u_i . y_k)
+        proj = v.T @ m.class_sums.T  # [D, K]: s_i * (u_i . y_k)
         keep = sigma > sigma.max() * 1e-12
         sigma = sigma[keep]
         x2 = proj[keep] ** 2 / sigma[:, None]  # (u_i . y_k)^2
