@@ -68,10 +68,14 @@ def truth(folder: Path) -> int:
     config = _config(plan)
     started = time.perf_counter()
 
+    partial = folder / "truth-runs.jsonl"  # each finished run at once: a stop keeps them
+
     def line(i, n, run):
         r = run.result
         what = f"{r.epochs} epochs, {r.stop_reason}" if r else f"failed: {run.error}"
         print(f"[{i + 1}/{n}] {run.candidate.id}: {what}", flush=True)
+        with partial.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(run.to_dict(), default=str) + "\n")
 
     validation = validate_plan(
         plan,
