@@ -5,14 +5,16 @@ and keeps the state a reader polls: the current stage and its batches, whether i
 how long it took, and at the end ``result`` (the call's JSON document) or ``error`` (a message;
 the worker never raises). :meth:`Job.cancel` sets the event the call reads after every batch.
 The worker only replaces attributes (lists are replaced, never mutated), so a reader in another
-thread always sees a consistent value. Subclasses say which call runs (:meth:`Job._call`) and
-keep the per-item state their callbacks receive.
+thread always sees a consistent value. A job holds the plan and the call's keyword ``options``;
+subclasses say which call runs (:meth:`Job._call`) and keep the per-item state their callbacks
+receive.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 from .errors import ResqueError
@@ -20,13 +22,15 @@ from .errors import ResqueError
 __all__ = ["Job"]
 
 
-class Job:
-    """A background computation with progress, cancel and one outcome (``result`` or
-    ``error``)."""
+class Job(ABC):
+    """A background computation on ``plan`` with progress, cancel and one outcome (``result``
+    or ``error``); ``options`` are the engine call's keyword arguments except the callbacks."""
 
     name = "resque-job"
 
-    def __init__(self) -> None:
+    def __init__(self, plan: Any, **options: Any) -> None:
+        self.plan = plan
+        self.options = options
         self.stage, self.stage_done, self.stage_total = "", 0, 0
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
@@ -68,13 +72,15 @@ class Job:
     def _progress(self, stage: str, done: int, total: int) -> None:
         self.stage, self.stage_done, self.stage_total = stage, done, total
 
+    @abstractmethod
     def _call(self) -> dict[str, Any]:
         """The engine call, with this job's callbacks and ``cancel=self.cancel_event.is_set``;
         returns its JSON document."""
-        raise NotImplementedError
 
     def _finish(self) -> None:
-        """Runs in the worker once the call has returned or failed (before ``finished``)."""
+        """Runs in the worker once the call has returned or failed (before ``finished``);
+        nothing by default."""
+        return None
 
     def _work(self) -> None:
         try:

@@ -391,9 +391,7 @@ class RankingJob(Job):
     name = "resque-rank"
 
     def __init__(self, plan: Plan, **options: Any):
-        super().__init__()
-        self.plan = plan
-        self.options = options
+        super().__init__(plan, **options)
         self.results: list[dict[str, Any]] = []
         self.phase = "scoring"
         self.probes_done = 0

@@ -475,9 +475,7 @@ class ValidationJob(Job):
     name = "resque-validate"
 
     def __init__(self, plan: Plan, **options: Any):
-        super().__init__()
-        self.plan = plan
-        self.options = options
+        super().__init__(plan, **options)
         self.runs: list[dict[str, Any]] = []
         self.current: str | None = None
         self.index = 0
