@@ -3,6 +3,8 @@ retrains chosen by the tool predict the cost of the others?
 
     python scripts/fmnist_train.py --out /tmp/fmnist                 # model, tasks, plan
     python scripts/fmnist_study.py truth --dir /tmp/fmnist           # retrain every candidate
+    # or on two cores: truth --shard 0/2 & truth --shard 1/2 (each one thread); a stopped
+    # truth run resumes where it stopped (runs are appended to DIR/truth-runs*.jsonl)
     python scripts/fmnist_study.py analyse --dir /tmp/fmnist --markdown study.md
 
 ``truth`` retrains every candidate of ``DIR/plan.json`` once with the study's procedure
@@ -61,14 +63,37 @@ def _config(plan) -> RetrainConfig:
     )
 
 
-def truth(folder: Path) -> int:
+def _finished(folder: Path) -> dict[str, dict]:
+    """The runs that every earlier or parallel ``truth`` process appended (failed ones are
+    retried, so they do not count)."""
+    runs: dict[str, dict] = {}
+    for path in sorted(folder.glob("truth-runs*.jsonl")):
+        for text in path.read_text(encoding="utf-8").splitlines():
+            if not text.strip():
+                continue
+            try:
+                run = json.loads(text)
+            except json.JSONDecodeError:  # a line cut short by a stop
+                continue
+            if run.get("status") != "failed":
+                runs[run["candidate_id"]] = run
+    return runs
+
+
+def truth(folder: Path, shard: tuple[int, int] = (0, 1)) -> int:
+    """Retrain this shard's candidates that no earlier run finished, then, once every
+    candidate has a run, write ``truth.json``. A shard ``i/n`` takes every n-th candidate of the
+    plan from the i-th: ``n`` processes with one thread each share the machine's cores."""
     plan = load_plan(folder / "plan.json")
     cache = folder / "cache"
     store = ResultStore(cache)
     config = _config(plan)
     started = time.perf_counter()
-
-    partial = folder / "truth-runs.jsonl"  # each finished run at once: a stop keeps them
+    index, count = shard
+    ids = [c.id for c in plan.candidates]
+    done = _finished(folder)
+    mine = [cid for j, cid in enumerate(ids) if j % count == index and cid not in done]
+    partial = folder / (f"truth-runs-{index}.jsonl" if count > 1 else "truth-runs.jsonl")
 
     def line(i, n, run):
         r = run.result
@@ -77,24 +102,32 @@ def truth(folder: Path) -> int:
         with partial.open("a", encoding="utf-8") as f:
             f.write(json.dumps(run.to_dict(), default=str) + "\n")
 
-    validation = validate_plan(
-        plan,
-        config=config,
-        settings=CostSettings(carbon_intensity()),
-        store=store,
-        runs=RunStore(cache),
-        cache_dir=cache,
-        recalibrate_after=False,
-        on_run=line,
-    )
-    doc = validation.to_dict()
+    print(f"{len(done)} of {len(ids)} candidates already retrained; this shard: {len(mine)}")
+    if mine:
+        validate_plan(
+            plan,
+            candidates=mine,
+            config=config,
+            settings=CostSettings(carbon_intensity()),
+            store=store,
+            runs=RunStore(cache),
+            cache_dir=cache,
+            recalibrate_after=False,
+            on_run=line,
+        )
+    done = _finished(folder)
+    missing = [cid for cid in ids if cid not in done]
+    if missing:
+        print(f"{len(missing)} candidates still to retrain (other shards?): {', '.join(missing)}")
+        return 0
     scorer = Scorer(
         plan.resolved_model(), plan.run, store=store, source_data=plan.resolve(plan.source)
     )
     from resque_core.ranking import rank_plan
 
     scores = {r.candidate.id: r.score for r in rank_plan(plan, store=store).results if r.ok}
-    for run in doc["runs"]:
+    runs = [done[cid] for cid in ids]
+    for run in runs:
         c = plan.candidate(run["candidate_id"])
         s = scores[c.id]
         run["signals"] = candidate_signals(
@@ -106,9 +139,17 @@ def truth(folder: Path) -> int:
             config=config,
             store=store,
         ).to_dict()
-    doc["study_seconds"] = time.perf_counter() - started
+    doc = {
+        "type": "validation",
+        "procedure": config.procedure(),
+        "retrain_config": config.to_dict(),
+        "plan": plan.to_dict(),
+        "runs": runs,
+        "retrain_seconds": sum(r["seconds"] or 0 for r in runs),
+        "assembly_seconds": time.perf_counter() - started,
+    }
     (folder / "truth.json").write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
-    print(f"wrote {folder / 'truth.json'} in {doc['study_seconds']:.0f} s")
+    print(f"wrote {folder / 'truth.json'}: {len(runs)} runs")
     return 0
 
 
@@ -283,9 +324,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("phase", choices=("truth", "analyse"))
     p.add_argument("--dir", type=Path, required=True, help="folder of scripts/fmnist_train.py")
     p.add_argument("--markdown", type=Path, help="write the tables here")
+    p.add_argument(
+        "--shard",
+        default="0/1",
+        help="truth: retrain every n-th candidate from the i-th (i/n), for n parallel processes",
+    )
     args = p.parse_args(argv)
     if args.phase == "truth":
-        return truth(args.dir)
+        i, _, n = args.shard.partition("/")
+        if not (i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+            p.error(f"--shard wants i/n with 0 <= i < n, got {args.shard!r}")
+        return truth(args.dir, (int(i), int(n)))
     return analyse(args.dir, args.markdown)
 
 
