@@ -165,14 +165,7 @@ def calibrate_plan(
     scored = [(r.candidate, r.score.value) for r in ranking.results if r.ok]
     if not scored:
         raise ConfigError("no candidate could be scored, so none can be retrained to calibrate")
-    scorer = Scorer(
-        plan.resolved_model(),
-        plan.run,
-        store=store,
-        source_data=plan.resolve(plan.source),
-        progress=progress,
-        cancel=cancel,
-    )
+    scorer = plan.scorer(store, progress=progress, cancel=cancel)
     options = CostOptions(settings, procedure=config, meter=meter, probe_seconds=probe_seconds)
     costs, _ = predict_candidates(
         plan, scored, scorer=scorer, options=options, store=store, cancel=cancel

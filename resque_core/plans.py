@@ -53,7 +53,7 @@ from . import limits
 from ._util import regular_file
 from .data.shifts import COMPAT_MODES, parse_shift
 from .errors import ConfigError
-from .scoring.scorer import ModelConfig, RunConfig
+from .scoring.scorer import ModelConfig, RunConfig, Scorer
 
 __all__ = [
     "DEMO_PLAN",
@@ -148,6 +148,18 @@ class Plan:
 
     def resolved_model(self) -> ModelConfig:
         return replace(self.model, checkpoint=self.resolve(self.model.checkpoint))
+
+    def scorer(self, store: Any = None, **options: Any) -> Scorer:
+        """The scorer of this plan's model, run settings and source data (paths resolved);
+        ``store`` and ``options`` (``progress``, ``cancel``, ``checkpoint``...) go to
+        :class:`~resque_core.scoring.scorer.Scorer`."""
+        return Scorer(
+            self.resolved_model(),
+            self.run,
+            store=store,
+            source_data=self.resolve(self.source),
+            **options,
+        )
 
     def with_trust(self, trusted: bool) -> Plan:
         """This plan with the checkpoint trust given by the person running it (a CLI flag, the

@@ -287,14 +287,7 @@ def rank_plan(
     if ordered_by in COST_ORDERINGS and cost is None:
         raise ConfigError(f"ordering by {ordered_by!r} needs cost options (a cost model)")
     started = time.perf_counter()
-    scorer = Scorer(
-        plan.resolved_model(),
-        plan.run,
-        store=store,
-        source_data=plan.resolve(plan.source),
-        progress=progress,
-        cancel=cancel,
-    )
+    scorer = plan.scorer(store, progress=progress, cancel=cancel)
     results: list[CandidateResult] = []
     cancelled = False
 
@@ -465,8 +458,7 @@ def _score_unit(state: tuple[Scorer, Plan], c: Candidate) -> CandidateResult:
 
 def _worker_scorer(plan: Plan, store: Any) -> tuple[Scorer, Plan]:
     """A remote worker's state: its own scorer (the checkpoint loads on first use, once)."""
-    source = plan.resolve(plan.source)
-    return Scorer(plan.resolved_model(), plan.run, store=store, source_data=source), plan
+    return plan.scorer(store), plan
 
 
 class _Miss(Exception):
@@ -507,12 +499,7 @@ def _score_remote(
     its worker computed are then shared with every worker through the object store, so they are
     computed once, not once per worker. The driver writes the workers' records to ``store``."""
     todo: list[int] = []
-    lookup = Scorer(
-        plan.resolved_model(),
-        plan.run,
-        store=_LookupOnly(store) if store is not None else None,
-        source_data=plan.resolve(plan.source),
-    )
+    lookup = plan.scorer(_LookupOnly(store) if store is not None else None)
     for i, c in enumerate(plan.candidates):
         if store is None:
             todo.append(i)

@@ -47,7 +47,6 @@ from resque_core.cost import (  # noqa: E402
 from resque_core.measure.carbon import carbon_intensity  # noqa: E402
 from resque_core.plans import load_plan  # noqa: E402
 from resque_core.retrain import EnergyProbe, RetrainConfig  # noqa: E402
-from resque_core.scoring.scorer import Scorer  # noqa: E402
 from resque_core.store.cache import ResultStore  # noqa: E402
 from resque_core.store.runs import RunStore  # noqa: E402
 from resque_core.validation import validate_plan  # noqa: E402
@@ -120,9 +119,7 @@ def truth(folder: Path, shard: tuple[int, int] = (0, 1)) -> int:
     if missing:
         print(f"{len(missing)} candidates still to retrain (other shards?): {', '.join(missing)}")
         return 0
-    scorer = Scorer(
-        plan.resolved_model(), plan.run, store=store, source_data=plan.resolve(plan.source)
-    )
+    scorer = plan.scorer(store)
     from resque_core.ranking import rank_plan
 
     scores = {r.candidate.id: r.score for r in rank_plan(plan, store=store).results if r.ok}

@@ -193,14 +193,7 @@ def validate_plan(
     else:
         ids = [r.candidate.id for r in ranking.ordered]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    scorer = Scorer(
-        plan.resolved_model(),
-        plan.run,
-        store=store,
-        source_data=plan.resolve(plan.source),
-        progress=progress,
-        cancel=cancel,
-    )
+    scorer = plan.scorer(store, progress=progress, cancel=cancel)
     sha = scorer.checkpoint_sha256()
     key = calibration_key(sha, config.procedure())
     before = load_calibrations(cache, key)
@@ -385,9 +378,7 @@ def _worker_session(spec: _WorkerSpec, store: Any) -> _Session:
     """A worker's session: its own scorer and meter (opened once), the driver's calibrations;
     ``store`` records the energy probes for the driver to write."""
     plan = spec.plan
-    scorer = Scorer(
-        plan.resolved_model(), plan.run, store=store, source_data=plan.resolve(plan.source)
-    )
+    scorer = plan.scorer(store)
     meter = spec.meter
     if isinstance(meter, str):
         meter = make_meter(meter, device=resolve_device(spec.config.device))
