@@ -77,9 +77,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "k-means' memory and time. Not applied with --compat reference",
     )
     add_compat_option(g)
-    g.add_argument(
-        "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
-    )
+    add_cache_option(g)
     g.add_argument(
         "--no-cache", action="store_true", help="compute without reading or writing the cache"
     )
@@ -160,6 +158,61 @@ def open_store(args: argparse.Namespace):
         ) from None
 
 
+def add_cache_option(p) -> None:
+    """``--cache-dir`` (a parser or an argument group)."""
+    p.add_argument(
+        "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
+    )
+
+
+def add_retrain_options(p: argparse.ArgumentParser) -> None:
+    """What every retraining command (validate, calibrate) takes besides its own choice of
+    candidates: per-run limits, the cache, ``--json``, the cost model and procedure, the
+    executor."""
+    p.add_argument("--max-epochs", type=int, help="stop each retraining after N epochs")
+    p.add_argument("--time-budget", type=float, help="stop each retraining after S seconds")
+    add_cache_option(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_cost_options(p)
+    add_executor_options(p)
+
+
+def retrain_arguments(args: argparse.Namespace, plan) -> dict[str, Any]:
+    """The keyword arguments :func:`~resque_core.validation.validate_plan` and
+    :func:`~resque_core.calibrating.calibrate_plan` share, from :func:`add_retrain_options`'
+    options: procedure, cost settings, meter, stores, executor, a stderr line per run and
+    progress on stderr unless ``--json``."""
+    from ..store.runs import RunStore
+
+    limits = {}
+    if args.max_epochs is not None:
+        limits["max_epochs"] = args.max_epochs
+    if args.time_budget is not None:
+        limits["time_budget_s"] = args.time_budget
+    return {
+        "config": retrain_config(args, plan, **limits),
+        "settings": cost_settings(args),
+        "meter": args.meter,
+        "store": open_store(args),
+        "runs": RunStore(args.cache_dir),
+        "cache_dir": args.cache_dir,
+        "probe_seconds": args.probe_seconds,
+        "on_run": _run_line,
+        "progress": _progress_printer(not args.json),
+        "executor": open_executor(args),
+    }
+
+
+def _run_line(i: int, n: int, run) -> None:
+    r = run.result
+    what = (
+        f"{r.epochs} epochs, {r.energy_kwh:.3g} kWh, {r.stop_reason}"
+        if r is not None
+        else f"failed: {run.error}"
+    )
+    print(f"[{i + 1}/{n}] {run.candidate.id}: {what}", file=sys.stderr, flush=True)
+
+
 def add_plan_options(p: argparse.ArgumentParser) -> None:
     """``--plan FILE | --demo`` and ``--trust-checkpoint``, for every command that runs a plan: a
     plan file never grants trust, so the flag is the only way to allow a pickled model."""
@@ -174,7 +227,8 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_cost_options(p: argparse.ArgumentParser) -> None:
-    """Cost-model options shared by rank and validate (defaults live in the engine)."""
+    """Cost-model and retraining-procedure options shared by rank, validate and calibrate
+    (defaults live in the engine)."""
     g = p.add_argument_group("cost model (predicted epochs, kWh, CO2)")
     g.add_argument("--country", help="ISO-3 code for the carbon intensity (default: world average)")
     g.add_argument(

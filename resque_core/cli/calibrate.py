@@ -2,7 +2,8 @@
 cost of every other one on this model.
 
     python -m resque_core calibrate (--plan FILE | --demo) [--k N]
-        [--budget-minutes M | --budget-kwh E] [--max-epochs N] [--cache-dir DIR] [--json]
+        [--budget-minutes M | --budget-kwh E] [--max-epochs N] [--time-budget S]
+        [--cache-dir DIR] [--json]
         [cost-model and retraining-procedure options, as for validate]
         [--executor local|ray] [--ray-address ADDR]
 
@@ -18,19 +19,13 @@ n, leave-one-out error beside the mean's), and what it cost. ``--json`` prints o
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ._options import (
     _emit_json,
-    _progress_printer,
-    add_cost_options,
-    add_executor_options,
     add_plan_options,
-    cost_settings,
+    add_retrain_options,
     load_plan_arg,
-    open_executor,
-    open_store,
-    retrain_config,
+    retrain_arguments,
 )
 from ._registry import command
 
@@ -49,23 +44,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     budget.add_argument(
         "--budget-kwh", type=float, help="spend at most E kWh retraining (estimated)", metavar="E"
     )
-    p.add_argument("--max-epochs", type=int, help="stop each retraining after N epochs")
-    p.add_argument(
-        "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_cost_options(p)
-    add_executor_options(p)
-
-
-def _stderr_line(i: int, n: int, run) -> None:
-    r = run.result
-    what = (
-        f"{r.epochs} epochs, {r.energy_kwh:.3g} kWh, {r.stop_reason}"
-        if r is not None
-        else f"failed: {run.error}"
-    )
-    print(f"[{i + 1}/{n}] {run.candidate.id}: {what}", file=sys.stderr, flush=True)
+    add_retrain_options(p)
 
 
 @command(
@@ -76,7 +55,6 @@ def _stderr_line(i: int, n: int, run) -> None:
 def _calibrate(args: argparse.Namespace) -> int:
     from ..calibrating import CHOOSER_RULE, calibrate_plan
     from ..errors import ConfigError
-    from ..store.runs import RunStore
 
     if args.k < 1:
         raise ConfigError(f"--k must be at least 1, got {args.k}")
@@ -85,22 +63,12 @@ def _calibrate(args: argparse.Namespace) -> int:
         if value is not None and not value > 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {value}")
     plan = load_plan_arg(args)
-    limits = {"max_epochs": args.max_epochs} if args.max_epochs is not None else {}
     result = calibrate_plan(
         plan,
         k=args.k,
         budget_seconds=args.budget_minutes * 60 if args.budget_minutes is not None else None,
         budget_kwh=args.budget_kwh,
-        config=retrain_config(args, plan, **limits),
-        settings=cost_settings(args),
-        meter=args.meter,
-        store=open_store(args),
-        runs=RunStore(args.cache_dir),
-        cache_dir=args.cache_dir,
-        probe_seconds=args.probe_seconds,
-        on_run=_stderr_line,
-        progress=_progress_printer(not args.json),
-        executor=open_executor(args),
+        **retrain_arguments(args, plan),
     )
     doc = result.to_dict()
     if args.json:

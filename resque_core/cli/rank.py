@@ -8,6 +8,7 @@ import sys
 from ._options import (
     _emit_json,
     _progress_printer,
+    add_cache_option,
     add_compat_option,
     add_cost_options,
     add_executor_options,
@@ -25,9 +26,7 @@ from ._registry import command
 
 def _rank_options(p: argparse.ArgumentParser) -> None:
     add_plan_options(p)
-    p.add_argument(
-        "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
-    )
+    add_cache_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--order-by",

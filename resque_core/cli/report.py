@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._options import add_cache_option
 from ._registry import command
 
 __all__: list[str] = []
@@ -27,9 +28,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--format", help="html, pdf, md, json or csv (default: from --out's extension)")
     p.add_argument("--out", help="file to write (with --run)")
-    p.add_argument(
-        "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
-    )
+    add_cache_option(p)
 
 
 @command("report", "export a stored run as HTML, PDF, Markdown, JSON or CSV; import one", _options)

@@ -15,19 +15,13 @@ A line per finished candidate goes to stderr either way.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ._options import (
     _emit_json,
-    _progress_printer,
-    add_cost_options,
-    add_executor_options,
     add_plan_options,
-    cost_settings,
+    add_retrain_options,
     load_plan_arg,
-    open_executor,
-    open_store,
-    retrain_config,
+    retrain_arguments,
 )
 from ._registry import command
 
@@ -42,28 +36,11 @@ def _options(p: argparse.ArgumentParser) -> None:
         type=int,
         help="retrain N candidates spread over the RESQUE range (default: all of them)",
     )
-    p.add_argument("--max-epochs", type=int, help="stop each retraining after N epochs")
-    p.add_argument("--time-budget", type=float, help="stop each retraining after S seconds")
-    p.add_argument(
-        "--cache-dir", help="result cache (default $RESQUE_CACHE_DIR or ~/.cache/resque)"
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_cost_options(p)
-    add_executor_options(p)
+    add_retrain_options(p)
 
 
 def _interval(lo_hi) -> str:
     return f"[{lo_hi[0]:.3g}, {lo_hi[1]:.3g}]"
-
-
-def _stderr_line(i: int, n: int, run) -> None:
-    r = run.result
-    what = (
-        f"{r.epochs} epochs, {r.energy_kwh:.3g} kWh, {r.stop_reason}"
-        if r is not None
-        else f"failed: {run.error}"
-    )
-    print(f"[{i + 1}/{n}] {run.candidate.id}: {what}", file=sys.stderr, flush=True)
 
 
 @command(
@@ -73,7 +50,6 @@ def _stderr_line(i: int, n: int, run) -> None:
 )
 def _validate(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..store.runs import RunStore
     from ..validation import validate_plan
 
     plan = load_plan_arg(args)
@@ -82,25 +58,8 @@ def _validate(args: argparse.Namespace) -> int:
         ids = [c.strip() for c in args.candidates.split(",") if c.strip()]
         if not ids:
             raise ConfigError("--candidates is empty: give ids separated by commas")
-    limits = {}
-    if args.max_epochs is not None:
-        limits["max_epochs"] = args.max_epochs
-    if args.time_budget is not None:
-        limits["time_budget_s"] = args.time_budget
     validation = validate_plan(
-        plan,
-        candidates=ids,
-        limit=args.limit,
-        config=retrain_config(args, plan, **limits),
-        settings=cost_settings(args),
-        meter=args.meter,
-        store=open_store(args),
-        runs=RunStore(args.cache_dir),
-        cache_dir=args.cache_dir,
-        probe_seconds=args.probe_seconds,
-        on_run=_stderr_line,
-        progress=_progress_printer(not args.json),
-        executor=open_executor(args),
+        plan, candidates=ids, limit=args.limit, **retrain_arguments(args, plan)
     )
     doc = validation.to_dict()
     if args.json:

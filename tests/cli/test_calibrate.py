@@ -92,3 +92,21 @@ def test_calibrate_json_says_what_it_retrained_fitted_and_spent(capsys, tiny_pla
     assert doc["seconds"] > 0 and doc["measured"]["seconds"] >= 0
     assert set(doc["calibration"]) == {"dist", "task"}
     assert "how" not in doc and "equal bands" in doc["chooser"]
+
+
+def _option_strings(command: str) -> set[str]:
+    import argparse
+
+    from resque_core.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {s for a in sub.choices[command]._actions for s in a.option_strings}
+
+
+def test_calibrate_takes_every_retraining_option_validate_takes():
+    own = {"--candidates", "--limit"}  # validate's own choice of candidates
+    missing = _option_strings("validate") - own - _option_strings("calibrate")
+    assert missing == set()
+    assert {"--time-budget", "--max-epochs", "--augment", "--executor"} <= _option_strings(
+        "calibrate"
+    )
