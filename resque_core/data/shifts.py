@@ -135,31 +135,22 @@ def parse_shift(text: str) -> ShiftSpec:
     Names are case-insensitive and may use ``-`` for ``_``; spaces around the parts are ignored.
     """
     text = str(text)
-    if "@" in text:
-        name, _, raw = text.partition("@")
-        name = name.strip().lower().replace("-", "_")
-        try:
-            level = float(raw)
-        except ValueError:
-            level = None
-        if not name or level is None:
-            raise ShiftError(
-                f"cannot read shift {text!r}: write it as NAME@VALUE with the shift's raw "
-                "parameter, e.g. gaussian_noise@0.08, or NAME:SEVERITY, e.g. gaussian_noise:3"
-            )
-        return ShiftSpec(name, level=level)
-    name, _, severity = text.partition(":")
+    raw = "@" in text
+    name, _, value = text.partition("@" if raw else ":")
     name = name.strip().lower().replace("-", "_")
     try:
-        level = int(severity)
+        level = (float if raw else int)(value)
     except ValueError:
         level = None
     if not name or level is None:
-        raise ShiftError(
-            f"cannot read shift {text!r}: write it as NAME:SEVERITY with SEVERITY 1-5, "
-            "e.g. gaussian_noise:3"
+        how = (
+            "NAME@VALUE with the shift's raw parameter, e.g. gaussian_noise@0.08, or "
+            "NAME:SEVERITY, e.g. gaussian_noise:3"
+            if raw
+            else "NAME:SEVERITY with SEVERITY 1-5, e.g. gaussian_noise:3"
         )
-    return ShiftSpec(name, level)
+        raise ShiftError(f"cannot read shift {text!r}: write it as {how}")
+    return ShiftSpec(name, level=level) if raw else ShiftSpec(name, level)
 
 
 def available_shifts() -> list[str]:
