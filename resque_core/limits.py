@@ -242,8 +242,8 @@ def check_kmeans_work(n_samples: int, dim: int, clusters: int) -> None:
         raise DataError(
             f"k-means on {n_samples:,} embeddings of {dim:,} values with {clusters:,} clusters "
             f"needs {work:.1e} multiply-adds per iteration, over the limit of "
-            f"{KMEANS_MAX_WORK:.0e}; use fewer samples (max task samples) or classes, or turn "
-            "off the flattened variants"
+            f"{KMEANS_MAX_WORK:.0e}; use fewer samples (max task samples) or classes, or leave "
+            "out the flattened variants (no --flatten; plan run.flatten false)"
         )
 
 
@@ -279,7 +279,8 @@ class KMeansClock:
                 f"k-means on {n:,} embeddings of {d:,} values with {k:,} clusters did not "
                 f"converge within {KMEANS_MAX_SECONDS:g} s (stopped after {self.iterations:,} "
                 f"of at most {KMEANS_MAX_ITER:,} Lloyd iterations); use fewer samples (max task "
-                "samples) or classes, or turn off the flattened variants"
+                "samples) or classes, or leave out the flattened variants (no --flatten; plan "
+                "run.flatten false)"
             )
 
 

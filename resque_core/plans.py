@@ -10,7 +10,7 @@ Schema (version 1)::
       "source": "builtin:digits",            # the data the model was trained on
       "layer": null,                         # null = each estimator's default layer
       "run": {"samples_per_class": 100, "batch_size": 128, "device": "auto", "seed": 0,
-              "max_task_samples": 5000, "flatten": true, "amp": false},
+              "max_task_samples": 5000, "flatten": false, "amp": false},
               # optional: "compat": "reference" reproduces the reference code (docs/METHOD.md);
               # "max_task_samples": null uses every task sample
       "candidates": [

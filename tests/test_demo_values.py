@@ -1,9 +1,13 @@
-"""The demo plan's RESQUE values, pinned bit for bit (CPU, this torch build).
+"""The demo plan's RESQUE values, pinned to a relative 1e-6 (CPU).
 
-Any change to the shift loop, the seeding, the 50/30/20 roles, preprocessing, the estimators or
+They were pinned bit for bit on the machine that computed them; another CPU model picks other
+vectorised kernels for the same convolutions and sums, and moves the 8th significant digit
+(seen: 0.044906306 against 0.044906303 on an AMD EPYC). That is the tolerance's only job: any
+change to the shift loop, the seeding, the 50/30/20 roles, preprocessing, the estimators or
 the order in which images reach the model changes at least one of these floats. They were
 computed once from the engine before its modules were reorganised; a reorganisation must keep
-every one. A deliberate change of computed values bumps the engine version and regenerates them
+every one (a real change moves far more than 1e-6: another seed moves noise-4 from 0.04491
+to 0.04564). A deliberate change of computed values bumps the engine version and regenerates them
 with the loop below (``repr`` of each value).
 """
 
@@ -52,12 +56,15 @@ PINNED = {
 
 
 @pytest.mark.slow  # the whole demo plan: 25 s on one core, up to 90 s on two busy ones
-def test_demo_plan_resque_values_are_bit_identical(tmp_path):
+def test_demo_plan_resque_values_are_unchanged(tmp_path):
     plan = load_plan(DEMO_PLAN)
     plan = replace(plan, run=replace(plan.run, device="cpu"))
     ranking = rank_plan(plan, store=ResultStore(tmp_path / "cache"))
     failed = {r.candidate.id: r.error for r in ranking.results if not r.ok}
     assert failed == {}
     values = {r.candidate.id: r.score.value for r in ranking.results}
-    # exact float equality, reported as reprs so a one-ulp change is visible
-    assert {k: repr(v) for k, v in values.items()} == {k: repr(v) for k, v in PINNED.items()}
+    assert set(values) == set(PINNED)
+    moved = {
+        k: (values[k], PINNED[k]) for k in PINNED if values[k] != pytest.approx(PINNED[k], rel=1e-6)
+    }
+    assert moved == {}, moved

@@ -461,7 +461,7 @@ def test_kmeans_iteration_work_is_bounded(monkeypatch):
         DataError,
         "k-means on 120 embeddings of 6 values with 4 clusters needs 2.9e+03 multiply-adds per "
         "iteration, over the limit of 1e+03; use fewer samples (max task samples) or classes, "
-        "or turn off the flattened variants",
+        "or leave out the flattened variants (no --flatten; plan run.flatten false)",
     ):
         resque_task(x, y)
 
@@ -490,7 +490,8 @@ def test_kmeans_time_bound_stops_a_run_between_chunks(monkeypatch):
         DataError,
         "k-means on 200 embeddings of 6 values with 5 clusters did not converge within 0 s "
         "(stopped after 1 of at most 300 Lloyd iterations); use fewer samples (max task "
-        "samples) or classes, or turn off the flattened variants",
+        "samples) or classes, or leave out the flattened variants (no --flatten; plan "
+        "run.flatten false)",
     ):
         resque_task(x, y, init="k-means++")
 

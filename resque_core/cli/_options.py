@@ -76,6 +76,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="cap on a new task's samples, stratified (default 5000; 'all' = no cap); bounds "
         "k-means' memory and time. Not applied with --compat reference",
     )
+    g.add_argument(
+        "--flatten",
+        action="store_true",
+        help="tasks: also the un-pooled RESQUE_task variants (k-means on every activation "
+        "value of the layer; slow and memory-heavy on early layers)",
+    )
     add_compat_option(g)
     add_cache_option(g)
     g.add_argument(
@@ -132,6 +138,7 @@ def run_config(args: argparse.Namespace):
         device=args.device,
         seed=args.seed,
         max_task_samples=args.max_task_samples,
+        flatten=args.flatten,
         compat=args.compat or "project",
     )
 

@@ -100,8 +100,9 @@ class RunConfig:
     ``samples_per_class`` caps each class of every data set (None = all). ``max_task_samples``
     caps a task's data set after that (stratified, the same number per class; None = all): it
     bounds k-means' memory and time on large tasks, and the reference code has no such cap.
-    ``flatten`` adds the un-pooled RESQUE_task variants. ``amp`` uses mixed precision on a GPU if
-    the first batch agrees with fp32. ``seed`` is in [0, 2**32 - 1].
+    ``flatten`` adds the un-pooled RESQUE_task variants (k-means on every activation value of
+    the layer: slow and memory-heavy on early layers; off by default). ``amp`` uses mixed
+    precision on a GPU if the first batch agrees with fp32. ``seed`` is in [0, 2**32 - 1].
 
     ``compat``: ``"project"`` (default) or ``"reference"``, which reproduces the reference code
     for comparison with the paper: its corruption pipeline
@@ -116,7 +117,7 @@ class RunConfig:
     seed: int = 0
     amp: bool = False
     max_task_samples: int | None = 5000
-    flatten: bool = True
+    flatten: bool = False
     compat: str = "project"
 
     def __post_init__(self):

@@ -78,8 +78,7 @@ def test_score_json_contract_and_cache(capsys, model_args, tmp_path):
 
 
 def test_score_task_json(capsys, model_args, tmp_path):
-    code, out, _ = run(
-        capsys,
+    argv = (
         "score",
         *model_args,
         "--task-data",
@@ -90,9 +89,15 @@ def test_score_task_json(capsys, model_args, tmp_path):
         str(tmp_path),
         "--json",
     )
+    code, out, _ = run(capsys, *argv)
     doc = json.loads(out)
     assert code == 0 and doc["kind"] == "task" and doc["n_target"] == 80
-    assert len(doc["variants"]) == 4 and doc["value"] == doc["variants"]["centroid/pooled"]
+    assert set(doc["variants"]) == {"centroid/pooled", "k-means++/pooled"}
+    assert doc["value"] == doc["variants"]["centroid/pooled"]
+    code, out, _ = run(capsys, *argv, "--flatten")
+    flat = json.loads(out)
+    assert code == 0 and flat["cached"] is False  # another request: its own cache entry
+    assert len(flat["variants"]) == 4 and flat["value"] == doc["value"]
 
 
 @pytest.fixture(scope="module")

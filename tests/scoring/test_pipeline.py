@@ -76,7 +76,9 @@ def test_task_variants_and_relabel_invariance(digits_checkpoint, tmp_path):
     np.savez(parity, x=x, y=y % 2)
     swapped = tmp_path / "swapped.npz"
     np.savez(swapped, x=x, y=1 - y % 2)
-    scorer = _scorer(digits_checkpoint)
+    pooled_only = _scorer(digits_checkpoint).score_task(str(parity))
+    assert set(pooled_only.variants) == {"centroid/pooled", "k-means++/pooled"}  # the default
+    scorer = _scorer(digits_checkpoint, flatten=True)
     score = scorer.score_task(str(parity))
     assert score.kind == "task" and score.n_target == 1797 and score.n_source == 0
     assert set(score.variants) == {
@@ -85,6 +87,7 @@ def test_task_variants_and_relabel_invariance(digits_checkpoint, tmp_path):
         "centroid/flattened",
         "k-means++/flattened",
     }
+    assert score.value == pooled_only.value  # the headline does not depend on the option
     assert 0 <= score.value < 2
     assert scorer.score_task(str(swapped)).value == pytest.approx(score.value, abs=1e-9)
     # The model's own label space clusters much better than a parity split of it.
