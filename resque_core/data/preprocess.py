@@ -68,7 +68,7 @@ class Preprocess:
         if device is not None:
             images = images.to(device)
         if images.dtype == torch.uint8:
-            x = images.to(torch.float32) / 255
+            x = images.to(torch.float32).div_(255)  # a new tensor: divided where it lies
         elif images.is_floating_point():
             x = images.to(torch.float32)
         else:
@@ -105,12 +105,15 @@ class Preprocess:
                 out.append(f"{h}×{w} images are downscaled to the model's {th}×{tw}")
         return out
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """(x - mean) / std per channel, for float [N, channels, H, W]."""
+    def normalize(self, x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+        """(x - mean) / std per channel, for float [N, channels, H, W]; ``inplace`` overwrites
+        ``x`` (same values, no second copy of the batch) for a caller that owns it."""
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise DataError(f"expected [N, {self.channels}, H, W] inputs, got {list(x.shape)}")
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        if inplace:
+            return x.sub_(mean).div_(std)
         return (x - mean) / std
 
     def as_dict(self) -> dict[str, Any]:

@@ -227,7 +227,7 @@ class Scorer:
             compat=self.run.compat,
         )
         for sel, x in chunks:
-            x = pre.normalize(x)
+            x = pre.normalize(x, inplace=True)  # each chunk is a new tensor (indexed copy)
             if self._channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = images.labels[sel]

@@ -399,6 +399,11 @@ def test_preprocess_rgb_to_grey_uses_bt601_luma_and_per_channel_stats():
     pre = Preprocess(image_size=(1, 1), channels=3, mean=(0.1, 0.2, 0.3), std=(1, 2, 4))
     out = pre.normalize(torch.ones(1, 3, 1, 1))
     assert torch.allclose(out.flatten(), torch.tensor([0.9, 0.4, 0.175]))
+    x = torch.rand(2, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    copy = pre.normalize(x)
+    assert not torch.equal(copy, x)  # the default leaves its input alone
+    inplace = pre.normalize(x, inplace=True)
+    assert inplace is x and torch.equal(inplace, copy)  # the same values, bit for bit
 
 
 def test_preprocess_dict_round_trip():
