@@ -51,6 +51,41 @@ def _show_data_notes(kind: str) -> None:
         )
 
 
+def _data_tab(kind: str, key: str, button: str, failure: str) -> None:
+    """A data spec, an optional label and the button adding it as a ``kind`` candidate
+    (``shifted_data`` or ``task``), with what its images go through once added. Widget keys:
+    ``key`` and ``key_label``; the button's: ``key`` with ``cand_`` turned into ``cand_add_``."""
+    spec = widgets.data_spec_input(key, builtins=BUILTIN_NAMES, descriptions=BUILTINS)
+    label_text = st.text_input("Label (optional)", key=f"{key}_label")
+    if st.button(
+        button,
+        key=f"cand_add_{key.removeprefix('cand_')}",
+        type="primary",
+        icon=":material/add:",
+        disabled=spec is None,
+    ):
+        with user_errors(failure) as box:
+            cached.data_summary(state.allowed_spec(spec))
+            plan = state.current_plan()
+            notes = cached.data_notes(plan, spec, shifted=kind == "shifted_data")
+            label = label_text.strip() or _label(spec)
+            taken = [c.id for c in plan.candidates]
+            _add(
+                [
+                    {
+                        "id": widgets.unique_id(label, taken),
+                        "kind": kind,
+                        "data": spec,
+                        "label": label,
+                    }
+                ]
+            )
+            st.session_state[f"cand_notes_{kind}"] = (label, notes)
+        if not box.failed:
+            st.rerun()
+    _show_data_notes(kind)
+
+
 # ------------------------------------------------------------------ source data
 with st.container(border=True):
     st.subheader("Source data")
@@ -152,69 +187,13 @@ with st.container(border=True):
             "Data collected under new conditions (another camera, season, site) with the same "
             "class names as the source data."
         )
-        shifted_spec = widgets.data_spec_input(
-            "cand_shifted", builtins=BUILTIN_NAMES, descriptions=BUILTINS
-        )
-        shifted_label = st.text_input("Label (optional)", key="cand_shifted_label")
-        if st.button(
-            "Add shifted data",
-            key="cand_add_shifted",
-            type="primary",
-            icon=":material/add:",
-            disabled=shifted_spec is None,
-        ):
-            with user_errors("Could not add this data") as box:
-                cached.data_summary(state.allowed_spec(shifted_spec))
-                notes = cached.data_notes(state.current_plan(), shifted_spec, shifted=True)
-                label = shifted_label.strip() or _label(shifted_spec)
-                _add(
-                    [
-                        {
-                            "id": widgets.unique_id(label, taken),
-                            "kind": "shifted_data",
-                            "data": shifted_spec,
-                            "label": label,
-                        }
-                    ]
-                )
-                st.session_state["cand_notes_shifted_data"] = (label, notes)
-            if not box.failed:
-                st.rerun()
-        _show_data_notes("shifted_data")
+        _data_tab("shifted_data", "cand_shifted", "Add shifted data", "Could not add this data")
 
     with task_tab:
         st.caption(
             "Labelled data of a task with its own classes (the classifier would be replaced)."
         )
-        task_spec = widgets.data_spec_input(
-            "cand_task", builtins=BUILTIN_NAMES, descriptions=BUILTINS
-        )
-        task_label = st.text_input("Label (optional)", key="cand_task_label")
-        if st.button(
-            "Add task",
-            key="cand_add_task",
-            type="primary",
-            icon=":material/add:",
-            disabled=task_spec is None,
-        ):
-            with user_errors("Could not add this task") as box:
-                cached.data_summary(state.allowed_spec(task_spec))
-                notes = cached.data_notes(state.current_plan(), task_spec, shifted=False)
-                label = task_label.strip() or _label(task_spec)
-                _add(
-                    [
-                        {
-                            "id": widgets.unique_id(label, taken),
-                            "kind": "task",
-                            "data": task_spec,
-                            "label": label,
-                        }
-                    ]
-                )
-                st.session_state["cand_notes_task"] = (label, notes)
-            if not box.failed:
-                st.rerun()
-        _show_data_notes("task")
+        _data_tab("task", "cand_task", "Add task", "Could not add this task")
 
 # ------------------------------------------------------------------ list, edit, remove
 plan = state.current_plan()
