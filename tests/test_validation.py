@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from resque_core.cli import main
@@ -152,6 +153,10 @@ def test_validate_plan_end_to_end(tiny_plan, tmp_path):
         assert lo <= r["predicted"]["epochs"] <= hi
     task = next(r for r in doc["runs"] if r["kind"] == "task")
     assert task["retrain"]["new_head"] and task["retrain"]["num_classes"] == 2
+    # the recorded signals carry the spread of the candidate's own per-class RESQUE values
+    for run in v.runs:
+        spread = float(np.std(list(run.per_class.values())))
+        assert len(run.per_class) >= 2 and run.signals.spread == pytest.approx(spread)
     assert len(epochs_seen) == sum(r["epochs"] for r in doc["runs"])
 
 

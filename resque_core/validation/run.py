@@ -61,6 +61,7 @@ class ValidationRun:
     error: str | None = None
     signals: Signals | None = None
     transfer: dict[str, float] = field(default_factory=dict)
+    per_class: dict[str, float] = field(default_factory=dict)  # of RESQUE, for the signals
 
     def to_dict(self) -> dict[str, Any]:
         c, r = self.candidate, self.result
@@ -341,7 +342,7 @@ def _signals(session: _Session, run: ValidationRun, data: Any) -> Signals | None
             session.plan,
             run.candidate,
             resque=run.resque,
-            per_class=None,
+            per_class=run.per_class,
             scorer=session.scorer,
             config=session.config,
             store=session.store,
@@ -357,6 +358,7 @@ def _unscored(plan: Plan, cid: str, by_id: dict[str, Any]) -> ValidationRun:
     run = ValidationRun(plan.candidate(cid), scored.score.value if scored and scored.ok else None)
     if scored is not None and scored.ok:
         run.transfer = dict(scored.score.transfer)
+        run.per_class = dict(scored.score.per_class)
     if scored is None or not scored.ok:
         run.error = scored.error if scored else "not scored (cancelled)"
     return run
