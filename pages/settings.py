@@ -140,6 +140,15 @@ with st.container(border=True):
         "corruption, token layers averaged over features, every task image (the cap above is "
         "not applied). Values differ between modes; see docs/METHOD.md.",
     )
+    flatten = st.toggle(
+        "Also the flattened RESQUE_task variants",
+        value=bool(run.get("flatten", False)),
+        key="set_flatten",
+        help="Off (default): RESQUE_task clusters the layer's pooled embeddings (centroid and "
+        "k-means++ starts). On: also every activation value of the layer, unpooled, as the "
+        "reference reports; slow and memory-heavy on early layers. The headline value is the "
+        "same either way.",
+    )
     if st.button("Save settings", key="set_save", type="primary", icon=":material/save:"):
         run.pop("compat", None)  # the default mode is written as no field at all
         if reference_mode:
@@ -150,6 +159,7 @@ with st.container(border=True):
             batch_size=int(batch),
             seed=int(seed),
             max_task_samples=int(max_task),
+            flatten=bool(flatten),
         )
         with user_errors("Could not save the settings") as box:
             doc["run"] = run

@@ -50,9 +50,12 @@ def test_sampling_settings_are_saved_into_the_plan(digits_checkpoint, digits_npz
         3,
         "cpu",
     )
+    assert run["flatten"] is False  # the flattened variants are opt-in
     at.toggle(key="set_all_samples").set_value(True).run()
+    at.toggle(key="set_flatten").set_value(True).run()
     at.button(key="set_save").click().run()
     assert at.session_state["plan"]["run"]["samples_per_class"] is None
+    assert at.session_state["plan"]["run"]["flatten"] is True
 
 
 def test_cache_size_and_clear(digits_checkpoint, digits_npz, tmp_path):
