@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from resque_core.kinds import ESTIMATOR_INDEX  # noqa: E402
-from resque_core.report.sections import _best_epochs_predictor  # noqa: E402
+from resque_core.report.transfer_blocks import best_epochs_predictor  # noqa: E402
 from resque_core.scoring.transfer import TRANSFER_SCORES  # noqa: E402
 from resque_core.validation import score_correlations  # noqa: E402
 
@@ -49,7 +49,7 @@ def table(doc: dict) -> str:
                 cells.append(f"{shown} ({c.get('n')})")
             head = f"| {ESTIMATOR_INDEX[kind]} | {_title(name)} | "
             lines.append(head + " | ".join(cells) + " |")
-        verdicts.append(_best_epochs_predictor(kind, scores, _title))
+        verdicts.append(best_epochs_predictor(kind, scores, _title))
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {v}" for v in verdicts if v) + "\n"
 
 

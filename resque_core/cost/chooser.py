@@ -5,8 +5,10 @@ The rule, in order:
 
 1. Candidates whose epochs are already known skip retraining: a shift on which the source model
    is at the target accuracy before training needs 0 epochs (``Signals.at_target``).
-2. ``k`` is shared between kinds in proportion to their remaining candidates, at least one each
-   while ``k`` allows (RESQUE_dist and RESQUE_task are fitted apart).
+2. ``k`` is shared between kinds (RESQUE_dist and RESQUE_task are fitted apart): first
+   :data:`PICKS_PER_KIND` (two) for each kind, largest kind first, while ``k`` allows (a single
+   run of a kind calibrates nothing for it); the rest in proportion to the kinds' remaining
+   candidates, among the kinds that have picks. ``k = 1`` goes to the largest kind.
 3. Within a kind, the candidates are ordered by RESQUE and cut into as many equal bands (by
    rank) as the kind has picks; each band gives one candidate: the cheapest by estimated
    cost, where a shift family not yet picked counts as :data:`NEW_FAMILY_DISCOUNT` of its cost
@@ -26,10 +28,19 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["GUESS_EPOCHS", "NEW_FAMILY_DISCOUNT", "Option", "choose_for_calibration"]
+__all__ = [
+    "GUESS_EPOCHS",
+    "NEW_FAMILY_DISCOUNT",
+    "PICKS_PER_KIND",
+    "Option",
+    "choose_for_calibration",
+]
 
 NEW_FAMILY_DISCOUNT = 0.5
 GUESS_EPOCHS = 1.0
+PICKS_PER_KIND = 2
+"""A kind's first picks: a kind's calibration needs two runs, so a single pick of a kind would
+measure that candidate and calibrate nothing."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +61,20 @@ def _shares(sizes: dict[str, int], k: int) -> dict[str, int]:
     total = sum(sizes.values())
     k = min(k, total)
     share = dict.fromkeys(sizes, 0)
-    for kind in sorted(sizes, key=lambda s: (-sizes[s], s))[:k]:
-        share[kind] = 1
-    left = k - sum(share.values())
+    if k < PICKS_PER_KIND:  # too few for a calibration of any kind: all to the largest
+        share[max(sizes, key=lambda s: (sizes[s], s))] = k
+        return share
+    left = k
+    # first picks: PICKS_PER_KIND for each kind, largest first, while k allows (one run of a
+    # kind fits nothing for that kind: a calibration needs two)
+    for kind in sorted(sizes, key=lambda s: (-sizes[s], s)):
+        first = min(PICKS_PER_KIND, sizes[kind])
+        if first <= left:
+            share[kind], left = first, left - first
     while left > 0:
-        # the kind furthest below its proportional share that can still take one
-        open_kinds = [s for s in sizes if share[s] < sizes[s]]
+        # the kind furthest below its proportional share that can still take one; a kind
+        # without picks takes none now (it could only get one, which fits nothing)
+        open_kinds = [s for s in sizes if 0 < share[s] < sizes[s]]
         kind = max(open_kinds, key=lambda s: (k * sizes[s] / total - share[s], s))
         share[kind] += 1
         left -= 1

@@ -17,7 +17,7 @@ from .blocks import (
     _table,
 )
 
-__all__: list[str] = []  # blocks for sections.py
+__all__ = ["best_epochs_predictor"]  # and the blocks for sections.py
 
 
 def _transfer_info() -> dict[str, Any]:
@@ -91,7 +91,7 @@ def _score_correlation_blocks(doc: Mapping[str, Any]) -> list[_Block]:
         ),
         _table(("index", "score", "measure", "n", "Spearman", "Pearson", "Kendall"), rows),
     ]
-    verdicts = [_best_epochs_predictor(kind, scores, title) for kind, scores in table.items()]
+    verdicts = [best_epochs_predictor(kind, scores, title) for kind, scores in table.items()]
     verdicts = [v for v in verdicts if v]
     if verdicts:
         blocks.append(_Bullets(tuple(verdicts)))
@@ -103,7 +103,7 @@ def _measures_of(scores: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return list(dict.fromkeys(m for by_measure in scores.values() for m in by_measure))
 
 
-def _best_epochs_predictor(kind: str, scores: Mapping[str, Mapping[str, Any]], title) -> str:
+def best_epochs_predictor(kind: str, scores: Mapping[str, Mapping[str, Any]], title) -> str:
     """One sentence: which score's Spearman correlation with epochs was strongest in the
     direction that means "predicts cost" (positive for RESQUE, negative for the others)."""
     ranked = []

@@ -61,6 +61,29 @@ def test_chooser_shares_k_between_kinds_and_skips_known_epochs():
     assert "s0" not in {o.id for o in picks}
 
 
+def test_chooser_gives_each_kind_two_picks_or_none():
+    # one run of a kind calibrates nothing for it, so a kind never gets a single pick while
+    # it has more candidates
+    opts = _options(19) + [
+        Option(id=f"t{i}", kind="task", resque=0.1 * i, seconds=1.0) for i in range(5)
+    ]
+
+    def kinds(k):
+        picked = [o.kind for o in choose_for_calibration(opts, k)]
+        return picked.count("dist"), picked.count("task")
+
+    assert [kinds(k) for k in (1, 2, 3, 4, 5, 8)] == [
+        (1, 0),
+        (2, 0),
+        (3, 0),
+        (2, 2),
+        (3, 2),
+        (6, 2),
+    ]
+    lone = _options(6) + [Option(id="t0", kind="task", resque=0.5, seconds=1.0)]
+    assert [o.id for o in choose_for_calibration(lone, 3)].count("t0") == 1  # its only one
+
+
 def test_chooser_respects_the_budget():
     opts = _options(cost=lambda i: 1.0 + i)  # 1 .. 20 s
     unlimited = choose_for_calibration(opts, 5)
