@@ -202,6 +202,17 @@ def test_fashion_mnist_from_the_env_folder(tmp_path, monkeypatch, gz):
     )
 
 
+@pytest.mark.skipif(
+    not (data_builtins._FASHION_DEFAULT_DIR / "t10k-images-idx3-ubyte.gz").exists(),
+    reason="Debian's dataset-fashion-mnist is not installed (README's test command installs it)",
+)
+def test_the_installed_fashion_mnist_test_split(monkeypatch):
+    monkeypatch.delenv("RESQUE_FASHION_MNIST_DIR", raising=False)
+    test = load_data("builtin:fashion-mnist:test")
+    assert test.images.shape == (10_000, 1, 28, 28) and test.classes == FASHION_MNIST_CLASSES
+    assert np.bincount(test.labels.numpy()).tolist() == [1000] * 10
+
+
 def test_fashion_mnist_from_a_torchvision_root(tmp_path, monkeypatch):
     monkeypatch.setattr(data_builtins, "_FASHION_DEFAULT_DIR", tmp_path / "none")
     monkeypatch.delenv("RESQUE_FASHION_MNIST_DIR", raising=False)
