@@ -48,7 +48,8 @@ __all__ = ["CHOOSER_RULE", "Calibrated", "CalibrationJob", "calibrate", "calibra
 
 CHOOSER_RULE = (
     "skip shifts already at the target accuracy (0 epochs, known); share k between kinds: two "
-    "each first while k allows (one run of a kind calibrates nothing), the rest by size; within a kind cut the RESQUE ranking into k equal bands and take the cheapest "
+    "each first while k allows (one run of a kind calibrates nothing), the rest by size; "
+    "within a kind cut the RESQUE ranking into k equal bands and take the cheapest "
     "candidate of each band (estimated cost = energy probe x a generous epoch guess), a shift "
     "family not yet picked counting half its cost; drop the most expensive picks until the "
     "estimate fits the budget"

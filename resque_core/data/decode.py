@@ -4,15 +4,20 @@ and the memory budget of :mod:`resque_core.limits` checked before pixels are dec
 Files (folders, zips) go in two steps: :func:`_read_headers` reads every image's header (size
 and mode, no pixels) and :func:`_plan` fixes the set's final size and channels from them, so
 :func:`_decode_rows` can decode any subset of the images, in parallel threads (Pillow releases
-the GIL while it decodes), and give exactly the rows a decode of the whole set would. Sets that
-only come as decoded images (torchvision's file-based sets) use :class:`_Stack`.
+the GIL while it decodes), and give exactly the rows a decode of the whole set would. Small
+images (up to :data:`EARLY_PIXELS` pixels, up to :data:`EARLY_BUDGET` bytes of them per set)
+are decoded with their header, since opening the file costs more than decoding them: their rows
+are then cut from the kept pixels instead of being read a second time. Sets that only come as
+decoded images (torchvision's file-based sets) use :class:`_Stack`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +38,10 @@ __all__: list[str] = []
 _GREY_MODES = ("1", "L", "LA")
 _UNREADABLE = (OSError, ValueError, SyntaxError, EOFError)
 _WORKERS = max(1, min(8, os.cpu_count() or 1))
+EARLY_PIXELS = 64 * 64
+"""Images of at most this many pixels are decoded when their header is read."""
+EARLY_BUDGET = 64 * 2**20
+"""Bytes of such early pixels one set keeps at most (the rest are decoded when asked for)."""
 
 Opener = Callable[[], "Path | io.BytesIO"]
 """Returns the image file (a path, or its bytes) when called; may raise DataError."""
@@ -111,12 +120,40 @@ class _Plan:
         return (self.channels, self.size[1], self.size[0])
 
 
-def _header(opener: Opener, where: str) -> tuple[tuple[int, int], bool]:
-    """(size (W, H), greyscale?) of one image from its header; nothing is decoded."""
+class _Early:
+    """Small images decoded with their headers, by position, within :data:`EARLY_BUDGET`."""
+
+    def __init__(self) -> None:
+        self.images: dict[int, Image.Image] = {}
+        self._left = EARLY_BUDGET
+        self._lock = threading.Lock()
+
+    def take_room(self, nbytes: int) -> bool:
+        with self._lock:
+            if nbytes > self._left:
+                return False
+            self._left -= nbytes
+            return True
+
+    def pop(self, i: int) -> Image.Image | None:
+        """The kept image at ``i``, forgotten here (its row is then held by the caller)."""
+        return self.images.pop(i, None)
+
+
+def _header(
+    opener: Opener, where: str, early: _Early | None = None, i: int = 0
+) -> tuple[tuple[int, int], bool]:
+    """(size (W, H), greyscale?) of one image from its header; a small image is also decoded
+    into ``early`` (at ``i``, in "L" or "RGB") while the budget lasts."""
     try:
         with Image.open(opener()) as img:
             limits.check_image_dimensions(img.size, where)
-            return img.size, img.mode in _GREY_MODES
+            grey = img.mode in _GREY_MODES
+            pixels = img.size[0] * img.size[1]
+            small = early is not None and pixels <= EARLY_PIXELS
+            if small and early.take_room(pixels * (1 if grey else 3)):
+                early.images[i] = img.convert("L" if grey else "RGB")  # decoded, detached
+            return img.size, grey
     except Image.DecompressionBombError:
         raise limits.image_bomb_error(where) from None
     except _UNREADABLE as e:
@@ -124,13 +161,14 @@ def _header(opener: Opener, where: str) -> tuple[tuple[int, int], bool]:
 
 
 def _read_headers(
-    openers: Sequence[Opener], wheres: Sequence[str]
+    openers: Sequence[Opener], wheres: Sequence[str], early: _Early | None = None
 ) -> list[tuple[tuple[int, int], bool]]:
-    """The headers of all images, read in parallel threads (in order)."""
+    """The headers of all images, read in parallel threads (in order); small images are kept
+    decoded in ``early`` when given."""
     out: list = [None] * len(openers)
 
     def one(i: int) -> None:
-        out[i] = _header(openers[i], wheres[i])
+        out[i] = _header(openers[i], wheres[i], early, i)
 
     _in_threads(one, len(openers))
     return out
@@ -169,10 +207,13 @@ def _plan(
     return _Plan(size, channels)
 
 
-def _decode_one(opener: Opener, where: str, plan: _Plan) -> np.ndarray:
-    """One image as uint8 [C, H, W] of ``plan``'s shape."""
+def _decode_one(
+    opener: Opener, where: str, plan: _Plan, early: Image.Image | None = None
+) -> np.ndarray:
+    """One image as uint8 [C, H, W] of ``plan``'s shape (from ``early``, the image decoded with
+    its header, when given: the file is not read again)."""
     try:
-        with Image.open(opener()) as img:
+        with Image.open(opener()) if early is None else contextlib.nullcontext(early) as img:
             limits.check_image_dimensions(img.size, where)
             grey = img.mode in _GREY_MODES
             if not grey and plan.channels == 1:
@@ -192,10 +233,15 @@ def _decode_one(opener: Opener, where: str, plan: _Plan) -> np.ndarray:
 
 
 def _decode_rows(
-    openers: Sequence[Opener], wheres: Sequence[str], plan: _Plan, where: str
+    openers: Sequence[Opener],
+    wheres: Sequence[str],
+    plan: _Plan,
+    where: str,
+    early: Sequence[Image.Image | None] | None = None,
 ) -> torch.Tensor:
     """The images of ``openers`` as uint8 [N, C, H, W] of ``plan``'s shape, decoded in parallel
-    threads after their bytes are checked against the memory budget (``where`` names the set)."""
+    threads after their bytes are checked against the memory budget (``where`` names the set);
+    ``early[i]``, where given, is image i already decoded with its header."""
     import torch
 
     n = len(openers)
@@ -203,7 +249,7 @@ def _decode_rows(
     out = np.empty((n, *plan.shape), dtype=np.uint8)
 
     def one(i: int) -> None:
-        out[i] = _decode_one(openers[i], wheres[i], plan)
+        out[i] = _decode_one(openers[i], wheres[i], plan, early[i] if early else None)
 
     _in_threads(one, n)
     return torch.from_numpy(out)

@@ -45,7 +45,7 @@ from .. import limits
 from .._util import regular_file
 from ..errors import DataError
 from .builtins import _load_builtin, _load_torchvision
-from .decode import Opener, _decode_rows, _plan, _read_headers
+from .decode import Opener, _decode_rows, _Early, _plan, _read_headers
 from .images import ImageSet, LazyImageSet
 from .listing import _layout, _skipped, _walk
 from .specs import _parse_spec
@@ -100,12 +100,20 @@ def _lazy_files(
     spec: str,
     where: str,
 ) -> LazyImageSet:
-    """A lazily decoded set of image files: headers read now, pixels when asked for."""
-    plan = _plan(_read_headers(openers, wheres), size)
+    """A lazily decoded set of image files: headers read now (small images decoded with them),
+    pixels when asked for."""
+    early = _Early()
+    plan = _plan(_read_headers(openers, wheres, early), size)
 
     def decode(positions: np.ndarray) -> torch.Tensor:
         picked = [int(p) for p in positions]
-        return _decode_rows([openers[p] for p in picked], [wheres[p] for p in picked], plan, where)
+        return _decode_rows(
+            [openers[p] for p in picked],
+            [wheres[p] for p in picked],
+            plan,
+            where,
+            early=[early.pop(p) for p in picked],
+        )
 
     return LazyImageSet(
         torch.tensor(labels, dtype=torch.int64),

@@ -60,7 +60,10 @@ def test_subsampled_decoding_equals_decode_then_subsample(tmp_path, monkeypatch,
 
     decoded = []
     real = decode._decode_one
-    monkeypatch.setattr(decode, "_decode_one", lambda o, w, p: decoded.append(w) or real(o, w, p))
+    monkeypatch.setattr(decode, "EARLY_PIXELS", 0)  # no image decoded with its header here
+    monkeypatch.setattr(
+        decode, "_decode_one", lambda o, w, p, e=None: decoded.append(w) or real(o, w, p, e)
+    )
     lazy = open_data(spec, image_size=size)
     assert decoded == [] and torch.equal(lazy.labels, whole.labels)
     idx = subsample_per_class(lazy.labels.numpy(), 3, seed=7)
@@ -77,3 +80,32 @@ def test_subsampled_decoding_equals_decode_then_subsample(tmp_path, monkeypatch,
     assert torch.equal(lazy.full().images, whole.images)
     assert len(decoded) == len(whole)
     assert lazy.full() is lazy.full()
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+@pytest.mark.parametrize("budget", [None, 5_000])
+def test_small_images_decoded_with_their_headers_give_the_same_rows(
+    tmp_path, monkeypatch, mixed, budget
+):
+    root = _folder(tmp_path, mixed=mixed)
+    size = (28, 28) if mixed else None
+    whole = _stack_decode(root, size)
+    if budget is not None:  # room for a few images only: the others are read when asked for
+        monkeypatch.setattr(decode, "EARLY_BUDGET", budget)
+    reads = []
+    real = decode._decode_one
+    monkeypatch.setattr(
+        decode,
+        "_decode_one",
+        lambda o, w, p, e=None: reads.append(e is None) or real(o, w, p, e),
+    )
+    lazy = open_data(str(root), image_size=size)
+    idx = subsample_per_class(lazy.labels.numpy(), 5, seed=3)
+    assert torch.equal(lazy.rows(idx).images, whole[torch.from_numpy(idx)])
+    assert torch.equal(lazy.full().images, whole)
+    assert len(reads) == len(whole)  # every row built once
+    files_read = sum(reads)
+    if budget is None:
+        assert files_read == 0  # 36 small images: all decoded with their headers
+    else:
+        assert 0 < files_read < len(whole)
