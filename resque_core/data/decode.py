@@ -163,15 +163,11 @@ def _header(
 def _read_headers(
     openers: Sequence[Opener], wheres: Sequence[str], early: _Early | None = None
 ) -> list[tuple[tuple[int, int], bool]]:
-    """The headers of all images, read in parallel threads (in order); small images are kept
-    decoded in ``early`` when given."""
-    out: list = [None] * len(openers)
-
-    def one(i: int) -> None:
-        out[i] = _header(openers[i], wheres[i], early, i)
-
-    _in_threads(one, len(openers))
-    return out
+    """The headers of all images, in order; small images are kept decoded in ``early`` when
+    given. One thread: reading a header is Python and system calls under the GIL, and so is
+    most of decoding a small image (853 32x32 JPEGs: 30 ms of headers on one thread, 55 ms on
+    two; with the early decode 77-124 ms against 114-150 ms)."""
+    return [_header(openers[i], wheres[i], early, i) for i in range(len(openers))]
 
 
 def _in_threads(fn: Callable[[int], None], n: int) -> None:
