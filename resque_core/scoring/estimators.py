@@ -11,8 +11,9 @@ Definitions follow Sangarya & Kim, AAAI 2025, as fixed by the authors' reference
 * RESQUE_task: k-means with K clusters on the new task's embeddings, initialised at the true class
   centroids (one init, Lloyd), and ``1 - ARI(true labels, cluster labels)``. K, the work of one
   iteration, the number of iterations and the seconds are bounded (:mod:`resque_core.limits`).
-  The reference also reports k-means++ initialisation and un-pooled (flattened) embeddings: all
-  four variants are returned; the headline value is centroid init on pooled embeddings.
+  The reference also reports k-means++ initialisation and un-pooled (flattened) embeddings: both
+  initialisations are returned, on flattened embeddings too when they are given (the scorer's
+  ``run.flatten``); the headline value is centroid init on pooled embeddings.
 """
 
 from __future__ import annotations

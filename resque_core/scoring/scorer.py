@@ -456,8 +456,8 @@ class Scorer:
         return self._finish(key, score)
 
     def score_task(self, task_data: str, *, layer: str | None = None) -> Score:
-        """RESQUE_task of a new task's labelled data (all four variants; headline: centroid,
-        pooled)."""
+        """RESQUE_task of a new task's labelled data (centroid and k-means++ variants on pooled
+        embeddings, on flattened ones too with ``run.flatten``; headline: centroid, pooled)."""
         started = time.perf_counter()
         run = self.run
         parts = {
