@@ -159,6 +159,25 @@ def _usable(run: dict) -> bool:
     return run["status"] == "completed" and not run["censored"] and run.get("probe") is not None
 
 
+def _signals(run: dict) -> Signals:
+    return Signals.from_dict(run["signals"])
+
+
+def _predict(run: dict, calibration, settings: CostSettings):
+    """The calibration's prediction for a truth run, from its recorded probe and signals."""
+    return predict_cost(
+        run["resque"],
+        calibration=calibration,
+        probe=_probe(run),
+        settings=settings,
+        signals=_signals(run),
+    )
+
+
+def _inside(value: float, interval) -> bool:
+    return interval[0] - 1e-12 <= value <= interval[1] + 1e-12
+
+
 def _spearman(x, y) -> float | None:
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
@@ -183,12 +202,7 @@ def analyse(folder: Path, markdown: Path | None) -> int:
     for kind in ("dist", "task"):
         rows = [r for r in runs if r["kind"] == kind]
         if rows:
-            inside = [
-                PRIORS[kind].interval(r["resque"])[0]
-                <= r["epochs"]
-                <= PRIORS[kind].interval(r["resque"])[1]
-                for r in rows
-            ]
+            inside = [_inside(r["epochs"], PRIORS[kind].interval(r["resque"])) for r in rows]
             errors = [abs(PRIORS[kind].mean(r["resque"]) - r["epochs"]) for r in rows]
             out["prior"][kind] = {
                 "n": len(rows),
@@ -197,7 +211,7 @@ def analyse(folder: Path, markdown: Path | None) -> int:
             }
     options = []
     for r in runs:
-        sig = Signals.from_dict(r["signals"])
+        sig = _signals(r)
         probe = _probe(r)
         guess = guess_epochs(r["kind"], r["resque"])
         options.append(
@@ -231,13 +245,7 @@ def analyse(folder: Path, markdown: Path | None) -> int:
             if isinstance(cal, str):
                 rows_out.append({"id": r["candidate_id"], "kind": r["kind"], "predicted": None})
                 continue
-            p = predict_cost(
-                r["resque"],
-                calibration=cal,
-                probe=_probe(r),
-                settings=settings,
-                signals=Signals.from_dict(r["signals"]),
-            )
+            p = _predict(r, cal, settings)
             rows_out.append(
                 {
                     "id": r["candidate_id"],
@@ -251,10 +259,10 @@ def analyse(folder: Path, markdown: Path | None) -> int:
                 }
             )
         pred = [x for x in rows_out if x["predicted"] is not None]
-
-        def inside(v, iv):
-            return iv[0] - 1e-12 <= v <= iv[1] + 1e-12
-
+        # the same mean, but 0 where the source model is at the target before training
+        known_baseline = np.array(
+            [0.0 if _signals(by_id[x["id"]]).at_target else mean_epochs for x in pred]
+        )
         ep = np.array([x["epochs"] for x in pred], dtype=float)
         pe = np.array([x["predicted"] for x in pred], dtype=float)
         kw = np.array([x["kwh"] for x in pred], dtype=float)
@@ -273,30 +281,15 @@ def analyse(folder: Path, markdown: Path | None) -> int:
             "n_unpredicted": len(rows_out) - len(pred),
             "mae_epochs": float(np.mean(np.abs(pe - ep))) if len(pred) else None,
             "baseline_mae_epochs": float(np.mean(np.abs(mean_epochs - ep))) if len(pred) else None,
-            # the same mean, but 0 where the source model is at the target before training
-            "baseline_known_mae_epochs": float(
-                np.mean(
-                    [
-                        abs(
-                            (
-                                0.0
-                                if Signals.from_dict(by_id[x["id"]]["signals"]).at_target
-                                else mean_epochs
-                            )
-                            - x["epochs"]
-                        )
-                        for x in pred
-                    ]
-                )
-            )
+            "baseline_known_mae_epochs": float(np.mean(np.abs(known_baseline - ep)))
             if len(pred)
             else None,
             "mae_kwh": float(np.mean(np.abs(pk - kw))) if len(pred) else None,
             "baseline_mae_kwh": float(np.mean(np.abs(mean_kwh - kw))) if len(pred) else None,
-            "coverage_epochs": float(np.mean([inside(x["epochs"], x["interval"]) for x in pred]))
+            "coverage_epochs": float(np.mean([_inside(x["epochs"], x["interval"]) for x in pred]))
             if pred
             else None,
-            "coverage_kwh": float(np.mean([inside(x["kwh"], x["kwh_interval"]) for x in pred]))
+            "coverage_kwh": float(np.mean([_inside(x["kwh"], x["kwh_interval"]) for x in pred]))
             if pred
             else None,
             "spearman_predicted_measured": _spearman(all_pred, all_meas),
@@ -314,15 +307,7 @@ def analyse(folder: Path, markdown: Path | None) -> int:
                 }
                 for r in censored
                 if not isinstance(cals[r["kind"]], str)
-                for p in [
-                    predict_cost(
-                        r["resque"],
-                        calibration=cals[r["kind"]],
-                        probe=_probe(r),
-                        settings=settings,
-                        signals=Signals.from_dict(r["signals"]),
-                    )
-                ]
+                for p in [_predict(r, cals[r["kind"]], settings)]
             ],
         }
     (folder / "analysis.json").write_text(json.dumps(out, indent=1, default=str), "utf-8")
