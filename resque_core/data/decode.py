@@ -2,7 +2,7 @@
 and the memory budget of :mod:`resque_core.limits` checked before pixels are decoded.
 
 Files (folders, zips) go in two steps: :func:`_read_headers` reads every image's header (size
-and mode, no pixels) and :func:`_plan` fixes the set's final size and channels from them, so
+and mode) and :func:`_plan` fixes the set's final size and channels from them, so
 :func:`_decode_rows` can decode any subset of the images, in parallel threads (Pillow releases
 the GIL while it decodes), and give exactly the rows a decode of the whole set would. Small
 images (up to :data:`EARLY_PIXELS` pixels, up to :data:`EARLY_BUDGET` bytes of them per set)
@@ -17,7 +17,6 @@ import contextlib
 import io
 import math
 import os
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -121,19 +120,18 @@ class _Plan:
 
 
 class _Early:
-    """Small images decoded with their headers, by position, within :data:`EARLY_BUDGET`."""
+    """Small images decoded with their headers, by position, within :data:`EARLY_BUDGET`
+    (filled by :func:`_read_headers`, one thread)."""
 
     def __init__(self) -> None:
         self.images: dict[int, Image.Image] = {}
         self._left = EARLY_BUDGET
-        self._lock = threading.Lock()
 
     def take_room(self, nbytes: int) -> bool:
-        with self._lock:
-            if nbytes > self._left:
-                return False
-            self._left -= nbytes
-            return True
+        if nbytes > self._left:
+            return False
+        self._left -= nbytes
+        return True
 
     def pop(self, i: int) -> Image.Image | None:
         """The kept image at ``i``, forgotten here (its row is then held by the caller)."""
