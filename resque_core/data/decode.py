@@ -260,14 +260,20 @@ def _read(
     return data, limit is None or len(data) <= limit, src
 
 
-def _fast_decode(data: bytes, where: str) -> np.ndarray | None:
-    """``data`` decoded by the fast JPEG path as uint8 [C, H, W] (size checked first), or None
-    where that path does not apply or fails (Pillow then decodes, or says what is wrong)."""
+def _fast_decode(
+    data: bytes, where: str, frame: tuple[tuple[int, int], int] | None = None
+) -> np.ndarray | None:
+    """``data`` decoded by the fast JPEG path as uint8 [C, H, W] (size checked first, unless
+    ``frame``, its checked frame header, is given), or None where that path does not apply or
+    fails (Pillow then decodes, or says what is wrong)."""
     decoder = _jpeg()
-    frame = None if decoder is None else _jpeg_frame(data)
-    if frame is None:
+    if decoder is None:
         return None
-    limits.check_image_dimensions(frame[0], where)
+    if frame is None:
+        frame = _jpeg_frame(data)
+        if frame is None:
+            return None
+        limits.check_image_dimensions(frame[0], where)
     try:
         a = decoder(data)
     except RuntimeError:
@@ -288,7 +294,7 @@ def _header(
             (w, h), components = frame
             limits.check_image_dimensions((w, h), where)
             if w * h <= EARLY_PIXELS and early.take_room(w * h * components):
-                a = _fast_decode(data, where)
+                a = _fast_decode(data, where, frame)
                 if a is not None:
                     early.images[i] = a
                     return (w, h), components == 1

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 import zipfile
 from collections.abc import Callable
@@ -129,12 +130,14 @@ def _open_folder(root: Path, size: tuple[int, int] | None, spec: str) -> LazyIma
     where = f"data folder '{root}'"
     classes, images = _layout(files, tops, where)
 
-    def opener(rel: str) -> Callable[[], Path]:
-        return lambda: regular_file(root / rel, what="image", error=DataError)
+    def opener(path: str) -> Callable[[], Path]:
+        return lambda: regular_file(path, what="image", error=DataError)
 
+    # Paths joined as strings once (a Path per image costs more than reading a small one).
+    paths = [os.path.join(root, rel) for rel, _ in images]
     return _lazy_files(
-        [opener(rel) for rel, _ in images],
-        [f"image '{root / rel}'" for rel, _ in images],
+        [opener(path) for path in paths],
+        [f"image '{path}'" for path in paths],
         [label for _, label in images],
         classes,
         size,
