@@ -225,3 +225,22 @@ def test_jpeg_frame_header_is_read_only_for_what_the_fast_path_decodes():
     assert decode._jpeg_frame(arithmetic) is None
     assert decode._jpeg_frame(data[: sof + 6]) is None  # header cut inside the frame
     assert decode._jpeg_frame(b"\x89PNG\r\n\x1a\n") is None
+
+
+@pytest.mark.parametrize("budget", [None, 0])
+def test_an_oversized_jpeg_is_refused_from_its_header_on_the_fast_path(
+    tmp_path, monkeypatch, fast_jpeg, budget
+):
+    from resque_core import limits
+
+    root = tmp_path / "d"
+    (root / "x").mkdir(parents=True)
+    for i, side in enumerate((8, 40, 8)):
+        Image.fromarray(np.full((side, side, 3), 90, dtype=np.uint8)).save(root / "x" / f"{i}.jpg")
+    if budget is not None:
+        monkeypatch.setattr(decode, "EARLY_BUDGET", budget)
+    monkeypatch.setattr(limits, "MAX_IMAGE_PIXELS", 1_000)  # 40 x 40 is over it
+    with pytest.raises(DataError, match=r"1\.jpg' is 40 x 40 pixels") as e:
+        open_data(str(root)).full()
+    assert str(tmp_path) in str(e.value)
+    assert len(fast_jpeg) <= 1  # the 40 x 40 image is never decoded (8 x 8 ones may be)
