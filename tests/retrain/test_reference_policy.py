@@ -1,9 +1,8 @@
 """The ``reference`` augmentation policies are the reference code's torchvision transforms
 (RandomHorizontalFlip, RandomRotation(25), RandomAffine(20, shear=20, scale), ColorJitter) with
-the same random draws; ``project`` is the policy that was called ``reference`` before, bit for
-bit; stored names read back to the right policy."""
+the same random draws; ``project`` is the policy that was called ``reference`` before, to float
+rounding; stored names read back to the right policy."""
 
-import hashlib
 import importlib
 
 import pytest
@@ -82,15 +81,53 @@ def test_reference_policy_shears_and_rescales_which_project_does_not():
     assert areas["reference"].std() > 1.5 * areas["project"].std()
 
 
-def test_project_policy_is_the_former_reference_policy_bit_for_bit():
-    # digest of the policy's output on these images, computed with the augmentation module as
-    # it was when this policy was named "reference"
+def test_project_policy_is_the_former_reference_policy():
     x = images(3, n=8, seed=1)
-    out = augment(x, "project", torch.Generator().manual_seed(7))
-    assert hashlib.sha256(out.numpy().tobytes()).hexdigest()[:16] == PROJECT_DIGEST
+    out = augment(x, "project", torch.Generator().manual_seed(7)).double()
+    for got, stored in (
+        (out.mean((2, 3)), PROJECT_MEANS),
+        (out[:, :, 4, 5], PROJECT_CENTRE),
+        (out[:, :, 1, 2], PROJECT_PIXEL_1_2),
+    ):
+        torch.testing.assert_close(
+            got, torch.tensor(stored, dtype=torch.float64), rtol=0, atol=2e-6
+        )
 
 
-PROJECT_DIGEST = "7c3d8a15b82395d5"
+# What the policy gave when it was named "reference" (the module of that time): per image and
+# channel, the mean, the centre pixel (4, 5) and pixel (1, 2). Compared to float rounding
+# rather than by a digest of the bits: the bilinear warp's last bits differ between CPUs
+# (an Intel Xeon and an AMD EPYC give different digests for the same code).
+PROJECT_MEANS = [
+    (0.448074, 0.462934, 0.464714),
+    (0.409970, 0.445888, 0.381531),
+    (0.363335, 0.374952, 0.347413),
+    (0.565700, 0.514358, 0.534678),
+    (0.503162, 0.490173, 0.436418),
+    (0.469692, 0.499305, 0.469638),
+    (0.462294, 0.401584, 0.429891),
+    (0.374852, 0.369745, 0.380047),
+]
+PROJECT_CENTRE = [
+    (0.416908, 0.608635, 0.280416),
+    (0.295683, 0.308979, 0.563306),
+    (0.226453, 0.306708, 0.292366),
+    (0.209605, 0.583373, 0.358268),
+    (0.346602, 0.570443, 0.637113),
+    (0.429192, 0.626937, 0.653552),
+    (0.301339, 0.103294, 0.518506),
+    (0.315165, 0.556222, 0.212608),
+]
+PROJECT_PIXEL_1_2 = [
+    (0.402386, 0.731356, 0.534682),
+    (0.381939, 0.469119, 0.345955),
+    (0.665082, 0.680778, 0.611417),
+    (0.844597, 0.403140, 0.749436),
+    (0.439638, 0.279861, 0.668188),
+    (0.207456, 0.906026, 0.293015),
+    (0.622997, 0.175021, 0.776284),
+    (0.454079, 0.580484, 0.507833),
+]
 
 
 def test_policy_names_and_stored_names():
