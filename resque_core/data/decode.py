@@ -42,6 +42,13 @@ __all__: list[str] = []
 
 _GREY_MODES = ("1", "L", "LA")
 _UNREADABLE = (OSError, ValueError, SyntaxError, EOFError)
+
+
+def unreadable(where: str, e: BaseException) -> DataError:
+    """The error for an image file (``where`` names it) that cannot be read or decoded."""
+    return DataError(f"cannot read {where}: {e}; fix or remove it")
+
+
 _WORKERS = max(1, min(8, os.cpu_count() or 1))
 EARLY_PIXELS = 64 * 64
 """Images of at most this many pixels are decoded when their header is read."""
@@ -256,7 +263,7 @@ def _read(
         with open(src, "rb") as f:
             data = f.read() if limit is None else f.read(limit + 1)
     except OSError as e:
-        raise DataError(f"cannot read {where}: {e}; fix or remove it") from None
+        raise unreadable(where, e) from None
     return data, limit is None or len(data) <= limit, src
 
 
@@ -289,16 +296,18 @@ def _header(
     src: Path | io.BytesIO | None = None
     if early is not None and _jpeg() is not None:
         data, whole, src = _read(opener, where, _HEAD_BYTES)
-        frame = _jpeg_frame(data) if whole else None
+        frame = _jpeg_frame(data)
         if frame is not None:
             (w, h), components = frame
             limits.check_image_dimensions((w, h), where)
-            if w * h <= EARLY_PIXELS and early.take_room(w * h * components):
-                a = _fast_decode(data, where, frame)
-                if a is not None:
-                    early.images[i] = a
-                    return (w, h), components == 1
-                early.give_back(w * h * components)  # Pillow decodes it below instead
+            nbytes = w * h * components
+            if not (whole and w * h <= EARLY_PIXELS and early.take_room(nbytes)):
+                return (w, h), components == 1  # decoded when its row is asked for
+            a = _fast_decode(data, where, frame)
+            if a is not None:
+                early.images[i] = a
+                return (w, h), components == 1
+            early.give_back(nbytes)  # Pillow reads it below and says what is wrong
         if isinstance(src, io.BytesIO):
             src.seek(0)
     try:
@@ -313,7 +322,7 @@ def _header(
     except Image.DecompressionBombError:
         raise limits.image_bomb_error(where) from None
     except _UNREADABLE as e:
-        raise DataError(f"cannot read {where}: {e}; fix or remove it") from None
+        raise unreadable(where, e) from None
 
 
 def _chw(a: np.ndarray) -> np.ndarray:
@@ -396,7 +405,7 @@ def _pillow_decode(src: Path | io.BytesIO, where: str) -> np.ndarray:
     except Image.DecompressionBombError:
         raise limits.image_bomb_error(where) from None
     except _UNREADABLE as e:
-        raise DataError(f"cannot read {where}: {e}; fix or remove it") from None
+        raise unreadable(where, e) from None
 
 
 def _decode_rows(

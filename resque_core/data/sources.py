@@ -46,7 +46,7 @@ from .. import limits
 from .._util import regular_file
 from ..errors import DataError
 from .builtins import _load_builtin, _load_torchvision
-from .decode import Opener, _decode_rows, _Early, _plan, _read_headers
+from .decode import Opener, _decode_rows, _Early, _plan, _read_headers, unreadable
 from .images import ImageSet, LazyImageSet
 from .listing import _layout, _skipped, _walk
 from .specs import _parse_spec
@@ -190,7 +190,7 @@ def _zip_members(
                 return io.BytesIO(zf.read(info))
             except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as e:
                 where = f"image member {info.filename!r} of '{path}'"
-                raise DataError(f"cannot read {where}: {e}; fix or remove it") from None
+                raise unreadable(where, e) from None
 
         return read
 
